@@ -1,0 +1,79 @@
+# bpfnet: one entry point. `make` builds every BPF object and the Python
+# environment ./bpfnetctl runs in; `make test`, `make demo`, `make bench`,
+# `make vmtest`, `make vmlinux`, `make clean`.  V=1 shows full commands.
+.DELETE_ON_ERROR:
+
+OUTPUT     := build
+BPF_OUT    := $(OUTPUT)/bpf
+VENV       := .venv
+PY         := $(VENV)/bin/python
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/')
+VMLINUX    := include/vmlinux.h
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
+BPF_HDRS   := $(wildcard bpf/lib/*.h include/*.h)
+# clang's own system include dirs, after ours (as libbpf-bootstrap does), so
+# that <bpf/*.h> from libbpf-dev and the compiler builtins are found.
+CLANG_SYS  := $(shell $(CLANG) -v -E - </dev/null 2>&1 | sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+              -Wno-unused-parameter -Iinclude -Ibpf $(CLANG_SYS)
+PYTEST_ARGS ?=
+
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.PHONY: all bpf venv deps test demo bench vmtest vmlinux clean
+
+all: bpf venv
+
+bpf: $(BPF_OBJS)
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(BPF_OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BPF_OUT):
+	$(Q)mkdir -p $@
+
+# The virtual environment ./bpfnetctl and the tests run in.
+venv: $(VENV)/.done
+
+$(VENV)/.done: pyproject.toml
+	$(call msg,VENV,$(VENV))
+	$(Q)python3 -m venv $(VENV)
+	$(Q)$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(Q)touch $@
+
+# Everything a fresh Debian 12 machine needs, as root (idempotent).
+deps:
+	$(Q)./.ci/install-deps
+
+test: deps all
+	$(Q)$(PY) -m pytest $(PYTEST_ARGS) tests
+
+demo: deps all
+	$(Q)for f in bridge mesh dhcp gateway monitor; do \
+		./bpfnetctl demo $$f || exit $$?; done
+
+bench: deps all
+	$(Q)$(PY) -m bpfnet.bench --out $(OUTPUT)/bench
+
+KERNEL ?=
+vmtest: deps all
+	$(Q)./vmtest/run $(if $(KERNEL),--kernel $(KERNEL))
+
+# Regenerate the committed vmlinux.h from the running kernel's BTF.
+vmlinux:
+	$(call msg,GEN,$(VMLINUX))
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)

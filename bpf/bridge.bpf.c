@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* bridge: a distributed L2 bridge over VXLAN with multicast flooding.
+ *
+ * bridge_ingress (tc ingress of the external VXLAN device): the tunnel key's
+ *   VNI picks the tenant port; the sender {src_mac, port} is learned as
+ *   {remote VTEP, vni}; the frame is redirected into the port (no clone), so
+ *   the port's Linux bridge receives it as if from a wire.
+ * bridge_egress (tc egress of each tenant port): {dst_mac, port} gives the
+ *   remote VTEP; unknown, broadcast and multicast destinations go to the
+ *   VNI's multicast group. The tunnel key is set and the frame redirected to
+ *   the VXLAN device's egress.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/common.h"
+#include "lib/eth.h"
+#include "lib/stats.h"
+#include "lib/tunnel.h"
+#include "bridge.h"
+
+/* br_cfg: [0] -> struct br_cfg. Control plane writes it at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct br_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} br_cfg SEC(".maps");
+
+/* br_vni: vni -> port. Provisioned by `vni add`; full: `vni add` fails. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct br_vni_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_VNI_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} br_vni SEC(".maps");
+
+/* br_port: port ifindex -> vni. Provisioned with br_vni. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct br_port_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_VNI_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} br_port SEC(".maps");
+
+/* br_fdb: {mac, port} -> {remote, vni, counters}. Learned by bridge_ingress;
+ * LRU, so when full the least recently used entry makes room. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct br_fdb_key);
+	__type(value, struct br_fdb_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_FDB_MAX);
+} br_fdb SEC(".maps");
+
+/* br_allow: {vni, remote} -> 1. Provisioned by `vni add --allow`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct br_allow_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_ALLOW_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} br_allow SEC(".maps");
+
+/* br_stats: enum br_stat -> per-CPU count. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, __BR_STAT_MAX);
+} br_stats SEC(".maps");
+
+static __always_inline struct br_cfg *br_cfg_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&br_cfg, &zero);
+}
+
+/* Learns {@mac, @port} -> {@remote, @vni} at time @now. A MAC seen from a new
+ * VTEP (it moved) is relearned at once; its counters carry over. */
+static __always_inline void fdb_learn(const __u8 *mac, __u32 port,
+				      const struct bpfnet_ip *remote, __u32 vni,
+				      __u64 now)
+{
+	struct br_fdb_key key = {};
+	struct br_fdb_val *old, val = {};
+
+	eth_copy(key.mac, mac);
+	key.port = port;
+	old = bpf_map_lookup_elem(&br_fdb, &key);
+	if (old && old->vni == vni && ip_equal(&old->remote, remote)) {
+		__sync_fetch_and_add(&old->rx_pkts, 1);
+		/* one write a second is enough for ageing */
+		if (now - old->seen_ns > NSEC_PER_SEC)
+			old->seen_ns = now;
+		return;
+	}
+	val.remote = *remote;
+	val.vni = vni;
+	val.rx_pkts = 1;
+	val.seen_ns = now;
+	if (old) {
+		val.rx_pkts += old->rx_pkts;
+		val.tx_pkts = old->tx_pkts;
+		stats_inc(&br_stats, BR_STAT_MOVE);
+	} else {
+		stats_inc(&br_stats, BR_STAT_LEARN);
+	}
+	bpf_map_update_elem(&br_fdb, &key, &val, BPF_ANY);
+}
+
+SEC("tc")
+int bridge_ingress(struct __sk_buff *skb)
+{
+	struct br_vni_val *vport;
+	struct bpfnet_ip remote;
+	struct br_allow_key ak;
+	struct ethhdr *eth;
+	__u32 vni;
+
+	if (tunnel_get(skb, &vni, &remote)) {
+		stats_inc(&br_stats, BR_DROP_NO_TUNNEL);
+		return TC_ACT_SHOT;
+	}
+	vport = bpf_map_lookup_elem(&br_vni, &vni);
+	if (!vport) {
+		stats_inc(&br_stats, BR_DROP_UNKNOWN_VNI);
+		return TC_ACT_SHOT;
+	}
+	if (vport->flags & BR_VNI_F_ALLOW_LIST) {
+		__builtin_memset(&ak, 0, sizeof(ak));
+		ak.vni = vni;
+		ak.remote = remote;
+		if (!bpf_map_lookup_elem(&br_allow, &ak)) {
+			stats_inc(&br_stats, BR_DROP_VTEP_DENIED);
+			return TC_ACT_SHOT;
+		}
+	}
+	eth = eth_hdr_get(skb);
+	if (!eth) {
+		stats_inc(&br_stats, BR_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	if (!eth_is_multicast(eth->h_source))
+		fdb_learn(eth->h_source, vport->port, &remote, vni,
+			  bpf_ktime_get_ns());
+	stats_inc(&br_stats, BR_STAT_RX);
+	return bpf_redirect(vport->port, BPF_F_INGRESS);
+}
+
+SEC("tc")
+int bridge_egress(struct __sk_buff *skb)
+{
+	const struct bpfnet_ip *dst = NULL;
+	struct br_fdb_key key = {};
+	struct br_vni_val *vport;
+	struct br_port_val *pv;
+	struct br_fdb_val *fv;
+	struct br_cfg *cfg;
+	struct ethhdr *eth;
+	__u32 port = skb->ifindex;
+	__u64 now;
+
+	cfg = br_cfg_get();
+	if (!cfg || !cfg->vxlan_ifindex) {
+		stats_inc(&br_stats, BR_DROP_NO_CONFIG);
+		return TC_ACT_SHOT;
+	}
+	pv = bpf_map_lookup_elem(&br_port, &port);
+	if (!pv)
+		return TC_ACT_OK; /* not a port of ours: leave it alone */
+	vport = bpf_map_lookup_elem(&br_vni, &pv->vni);
+	if (!vport)
+		return TC_ACT_OK;
+	eth = eth_hdr_get(skb);
+	if (!eth) {
+		stats_inc(&br_stats, BR_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	if (!eth_is_multicast(eth->h_dest)) {
+		eth_copy(key.mac, eth->h_dest);
+		key.port = port;
+		fv = bpf_map_lookup_elem(&br_fdb, &key);
+		if (fv) {
+			now = bpf_ktime_get_ns();
+			if (now - fv->seen_ns <=
+			    (__u64)cfg->ageing_s * NSEC_PER_SEC) {
+				__sync_fetch_and_add(&fv->tx_pkts, 1);
+				dst = &fv->remote;
+			} else {
+				bpf_map_delete_elem(&br_fdb, &key);
+				stats_inc(&br_stats, BR_STAT_AGED);
+			}
+		}
+	}
+	if (dst) {
+		stats_inc(&br_stats, BR_STAT_TX);
+	} else {
+		dst = &vport->group;
+		stats_inc(&br_stats, BR_STAT_FLOOD);
+	}
+	if (tunnel_set(skb, dst, &cfg->local, pv->vni)) {
+		stats_inc(&br_stats, BR_DROP_TUNNEL_KEY);
+		return TC_ACT_SHOT;
+	}
+	return bpf_redirect(cfg->vxlan_ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

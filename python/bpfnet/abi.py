@@ -1,0 +1,135 @@
+"""ctypes mirrors of include/*.h, and the only place addresses become bytes.
+
+    key = BrFdbKey(mac=mac_pack(EUI("02:00:00:00:00:01")), port=7)
+    str(ip_unpack(val.remote))  # '10.0.0.2'
+
+Every struct here is checked against the BTF of the built objects
+(tests/unit/test_layout.py). Addresses are parsed with netaddr at the edge
+and converted only here, with ``.packed`` (network order).
+"""
+from __future__ import annotations
+
+import ctypes
+from ctypes import c_uint8, c_uint32, c_uint64
+
+from netaddr import EUI, IPAddress, mac_unix_expanded
+
+# include/bpfnet.h
+BPFNET_TC_PRIO = 0xBF00
+BPFNET_TC_HANDLE = 0xBF
+BPFNET_AGEING_S = 300
+
+Mac = c_uint8 * 6
+
+
+class BpfnetIP(ctypes.Structure):
+    """struct bpfnet_ip: 16 bytes, network order, IPv4 stored IPv4-mapped."""
+    _fields_ = [("addr", c_uint8 * 16)]
+
+
+def ip_pack(ip) -> BpfnetIP:
+    ip = IPAddress(ip)
+    if ip.version == 4:
+        ip = ip.ipv6(ipv4_compatible=False)
+    return BpfnetIP.from_buffer_copy(ip.packed)
+
+
+def ip_unpack(raw: BpfnetIP) -> IPAddress:
+    ip = IPAddress(int.from_bytes(bytes(raw.addr), "big"), 6)
+    return ip.ipv4() if ip.is_ipv4_mapped() else ip
+
+
+def ip_is_zero(raw: BpfnetIP) -> bool:
+    return not any(raw.addr)
+
+
+def mac_pack(mac) -> Mac:
+    return Mac.from_buffer_copy(EUI(mac).packed)
+
+
+def mac_unpack(raw) -> EUI:
+    return EUI(int.from_bytes(bytes(raw), "big"), dialect=mac_unix_expanded)
+
+
+# include/bridge.h
+BR_FDB_MAX = 65536
+BR_VNI_MAX = 4096
+BR_ALLOW_MAX = 16384
+BR_CFG_F_VXLAN_CREATED = 1 << 0
+BR_VNI_F_ALLOW_LIST = 1 << 0
+BR_VNI_F_BRIDGE_CREATED = 1 << 1
+
+
+class BrCfg(ctypes.Structure):
+    _fields_ = [("vxlan_ifindex", c_uint32), ("ageing_s", c_uint32),
+                ("flags", c_uint32), ("pad", c_uint32),
+                ("group", BpfnetIP), ("local", BpfnetIP)]
+
+
+class BrVniVal(ctypes.Structure):
+    _fields_ = [("port", c_uint32), ("bridge", c_uint32), ("flags", c_uint32),
+                ("pad", c_uint32), ("group", BpfnetIP)]
+
+
+class BrPortVal(ctypes.Structure):
+    _fields_ = [("vni", c_uint32), ("pad", c_uint32)]
+
+
+class BrFdbKey(ctypes.Structure):
+    _fields_ = [("mac", Mac), ("pad", c_uint8 * 2), ("port", c_uint32)]
+
+
+class BrFdbVal(ctypes.Structure):
+    _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("pad", c_uint32),
+                ("rx_pkts", c_uint64), ("tx_pkts", c_uint64), ("seen_ns", c_uint64)]
+
+
+class BrAllowKey(ctypes.Structure):
+    _fields_ = [("vni", c_uint32), ("pad", c_uint32), ("remote", BpfnetIP)]
+
+
+BR_STATS = ["rx", "tx", "flood", "learn", "move", "aged",
+            "drop_no_tunnel", "drop_unknown_vni", "drop_vtep_denied",
+            "drop_short", "drop_no_config", "drop_tunnel_key"]
+
+# the C names of the enum, for the layout test
+BR_STAT_ENUM = ["BR_STAT_RX", "BR_STAT_TX", "BR_STAT_FLOOD", "BR_STAT_LEARN",
+                "BR_STAT_MOVE", "BR_STAT_AGED", "BR_DROP_NO_TUNNEL",
+                "BR_DROP_UNKNOWN_VNI", "BR_DROP_VTEP_DENIED", "BR_DROP_SHORT",
+                "BR_DROP_NO_CONFIG", "BR_DROP_TUNNEL_KEY"]
+
+
+# struct __sk_buff (UAPI), as BPF_PROG_TEST_RUN takes it for tc programs
+class SkBuff(ctypes.Structure):
+    _fields_ = [
+        ("len", c_uint32), ("pkt_type", c_uint32), ("mark", c_uint32),
+        ("queue_mapping", c_uint32), ("protocol", c_uint32),
+        ("vlan_present", c_uint32), ("vlan_tci", c_uint32),
+        ("vlan_proto", c_uint32), ("priority", c_uint32),
+        ("ingress_ifindex", c_uint32), ("ifindex", c_uint32),
+        ("tc_index", c_uint32), ("cb", c_uint32 * 5), ("hash", c_uint32),
+        ("tc_classid", c_uint32), ("data", c_uint32), ("data_end", c_uint32),
+        ("napi_id", c_uint32), ("family", c_uint32), ("remote_ip4", c_uint32),
+        ("local_ip4", c_uint32), ("remote_ip6", c_uint32 * 4),
+        ("local_ip6", c_uint32 * 4), ("remote_port", c_uint32),
+        ("local_port", c_uint32), ("data_meta", c_uint32),
+        ("flow_keys", c_uint64), ("tstamp", c_uint64), ("wire_len", c_uint32),
+        ("gso_segs", c_uint32), ("sk", c_uint64), ("gso_size", c_uint32),
+        ("tstamp_type", c_uint8), ("_pad", c_uint8 * 3), ("hwtstamp", c_uint64),
+    ]
+
+
+# mirrors checked by tests/unit/test_layout.py: C struct name -> class
+MIRRORS = {
+    "bpfnet_ip": BpfnetIP,
+    "br_cfg": BrCfg,
+    "br_vni_val": BrVniVal,
+    "br_port_val": BrPortVal,
+    "br_fdb_key": BrFdbKey,
+    "br_fdb_val": BrFdbVal,
+    "br_allow_key": BrAllowKey,
+    "__sk_buff": SkBuff,
+}
+
+# enum name -> names in order, checked the same way
+ENUMS = {"br_stat": BR_STAT_ENUM}

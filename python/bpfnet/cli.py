@@ -1,0 +1,248 @@
+"""bpfnetctl: the command line (see README and CLI.md).
+
+    bpfnetctl [--netns NAME] [--pin-root DIR] [-v] COMMAND ...
+
+Exit status: 0 success, 2 bad usage or input, 1 the kernel refused. Errors
+are one line on stderr, ``bpfnetctl: error: ...``; ``-v`` adds the traceback
+and libbpf's last log lines.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+
+from . import validate
+from .errors import BpfnetError, ConfigError
+from .functions.base import DEFAULT_PIN_ROOT, PinDir
+
+PROG = "bpfnetctl"
+# modules that add commands: each has register(cli) (see commands/)
+COMMAND_MODULES = ("core", "bridge", "mesh", "gateway", "monitor", "demo")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def arg(fn):
+    """Wraps a validate.* function as an argparse type with its message."""
+    def wrapped(text):
+        try:
+            return fn(text)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+class Ctx:
+    """What a command handler gets besides its arguments."""
+
+    def __init__(self, args):
+        self.args = args
+        self.ns = args.netns or "host"
+        self.pins = PinDir(args.pin_root, self.ns)
+        self._fns = {}
+
+    def fn(self, name: str):
+        if name not in self._fns:
+            from .functions import get
+            self._fns[name] = get(name)(self.pins)
+        return self._fns[name]
+
+    def close(self):
+        for f in self._fns.values():
+            f.close()
+
+
+class Cli:
+    """The parser and its sub-commands; command modules add to it."""
+
+    def __init__(self):
+        self.parser = Parser(prog=PROG, description="BPF network functions: bridge, mesh, gateway, monitor")
+        p = self.parser
+        p.add_argument("--netns", metavar="NAME",
+                       help="act in network namespace /var/run/netns/NAME (pins stay in the host's bpffs)")
+        p.add_argument("--pin-root", metavar="DIR",
+                       default=os.environ.get("BPFNET_PIN_ROOT", DEFAULT_PIN_ROOT),
+                       help=f"bpffs directory for pins (default {DEFAULT_PIN_ROOT}, env BPFNET_PIN_ROOT)")
+        p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and libbpf log on errors")
+        self.sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+        self.sub.required = True
+        self.load = self.sub.add_parser("load", help="load a function (idempotent: a second load upgrades)")
+        self.load_sub = self.load.add_subparsers(dest="function", metavar="FUNCTION", parser_class=Parser)
+        self.load_sub.required = True
+        for m in COMMAND_MODULES:
+            try:
+                mod = importlib.import_module(f"bpfnet.commands.{m}")
+            except ModuleNotFoundError as e:
+                if e.name != f"bpfnet.commands.{m}":
+                    raise
+                continue
+            mod.register(self)
+
+    def command(self, name, handler, help=None, lock=True, parent=None):
+        """Adds a sub-command; ``handler(args, ctx)`` returns what to print."""
+        sp = (parent or self.sub).add_parser(name, help=help)
+        sp.set_defaults(handler=handler, lock=lock, opname=name)
+        return sp
+
+    def group(self, name, help=None):
+        """A command with sub-commands of its own (``vni add``)."""
+        sp = self.sub.add_parser(name, help=help)
+        sub = sp.add_subparsers(dest=f"{name}_cmd", metavar="COMMAND", parser_class=Parser)
+        sub.required = True
+        return _Group(self, name, sub)
+
+
+class _Group:
+    def __init__(self, cli, name, sub):
+        self.cli, self.name, self.sub = cli, name, sub
+
+    def command(self, name, handler, help=None, lock=True):
+        sp = self.cli.command(name, handler, help=help, lock=lock, parent=self.sub)
+        sp.set_defaults(opname=f"{self.name} {name}")
+        return sp
+
+
+def add_json(sp):
+    sp.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+
+
+# --- output ------------------------------------------------------------------
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "(none)"
+    columns = columns or list(rows[0].keys())
+
+    def cell(v):
+        if isinstance(v, list):
+            return ",".join(map(str, v)) or "-"
+        return "-" if v is None else str(v)
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def emit(result, as_json: bool) -> None:
+    if result is None:
+        return
+    if as_json:
+        if hasattr(result, "data"):
+            result = result.data
+        print(json.dumps(result, indent=2, sort_keys=False))
+    elif isinstance(result, str):
+        print(result)
+    elif hasattr(result, "text"):
+        print(result.text)
+    elif isinstance(result, list):
+        print(table(result))
+    else:
+        print(json.dumps(result, indent=2))
+
+
+class Output:
+    """A result with a JSON form and a human form."""
+
+    def __init__(self, data, text: str):
+        self.data, self.text = data, text
+
+
+# --- errors ------------------------------------------------------------------
+
+def _describe(exc) -> tuple[str, int]:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from .libbpf import BpfError
+    if isinstance(exc, BpfnetError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, BpfError):
+        return str(exc), 1
+    if isinstance(exc, NetlinkError):
+        return f"netlink: {os.strerror(exc.code)}", 1
+    if isinstance(exc, PermissionError):
+        return f"{exc.strerror}: {exc.filename or ''} (run as root)".strip(), 1
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1
+    return f"{type(exc).__name__}: {exc}", 1
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv=None) -> int:
+    cli = Cli()
+    try:
+        args = cli.parser.parse_args(argv)
+    except UsageError as e:
+        return _fail(str(e), 2)
+    except SystemExit as e:  # --help
+        return e.code or 0
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR,
+                        format=f"{PROG}: %(name)s: %(message)s")
+    logging.getLogger("pyroute2").setLevel(logging.ERROR if not args.verbose else logging.INFO)
+    if args.verbose:
+        logging.getLogger("bpfnet.libbpf").setLevel(logging.INFO)
+    else:
+        logging.getLogger("bpfnet.libbpf").setLevel(logging.CRITICAL)
+    op = getattr(args, "opname", args.command)
+    saved_ns = None
+    ctx = None
+    try:
+        if os.geteuid() != 0:
+            raise BpfnetError("bpfnetctl needs root (CAP_BPF and CAP_NET_ADMIN)")
+        if args.netns:
+            from .netlink import enter_netns
+            saved_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
+            enter_netns(args.netns)
+        ctx = Ctx(args)
+        if args.lock:
+            with ctx.pins.locked(create=args.lock == "create" or args.command == "load"):
+                result = args.handler(args, ctx)
+        else:
+            result = args.handler(args, ctx)
+        emit(result, getattr(args, "json", False))
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 -- the one place errors become exit codes
+        msg, code = _describe(exc)
+        if args.verbose:
+            traceback.print_exc()
+            from .libbpf import log_tail
+            for line in getattr(exc, "log", None) or log_tail():
+                print(f"libbpf: {line}", file=sys.stderr)
+        return _fail(f"{op}: {msg}", code)
+    finally:
+        if ctx is not None:
+            ctx.close()
+        if saved_ns is not None:
+            from pyroute2 import netns as _netns
+            _netns.setns(saved_ns)
+            os.close(saved_ns)
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
+

@@ -1,0 +1,281 @@
+"""What every network function shares: pin dirs, locking, loading, undo.
+
+    fn = Bridge(PinDir("/sys/fs/bpf/bpfnet", "host"))
+    with fn.locked():
+        fn.load(underlay="eth0")
+
+A function's maps and programs are pinned in ``<root>/<ns>/<function>/``.
+Loading opens the object with that directory as libbpf's pin root, so maps
+already pinned there are reused (their contents survive an upgrade) and new
+ones are pinned there. Programs are pinned beside them under their own names.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import stat
+
+from .. import libbpf
+from ..errors import ConfigError, KernelError, NotFound
+from ..maps import Map, PerCpuArray
+
+BPF_FS_MAGIC = 0xCAFE4A11
+DEFAULT_PIN_ROOT = "/sys/fs/bpf/bpfnet"
+_REPO_OBJ_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "build", "bpf")
+_PKG_OBJ_DIR = os.path.join(os.path.dirname(__file__), "..", "bpf")
+
+
+def obj_dir() -> str:
+    """Where the precompiled objects are: $BPFNET_OBJ_DIR, the checkout's
+    build/bpf, or the installed package's bpf/."""
+    env = os.environ.get("BPFNET_OBJ_DIR")
+    if env:
+        return env
+    for d in (_REPO_OBJ_DIR, _PKG_OBJ_DIR):
+        if os.path.isdir(d):
+            return os.path.normpath(d)
+    return os.path.normpath(_REPO_OBJ_DIR)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_long * 15)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fs_type(path: str) -> int | None:
+    buf = _Statfs()
+    if _libc.statfs(path.encode(), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
+def in_init_mount_ns() -> bool:
+    try:
+        return os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt")
+    except OSError:
+        return True
+
+
+def ensure_bpffs(root: str) -> None:
+    """Makes sure ``root`` lies on bpffs, mounting /sys/fs/bpf if absent."""
+    probe = root
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe) or "/"
+    if fs_type(probe) == BPF_FS_MAGIC:
+        return
+    if root.startswith("/sys/fs/bpf") and fs_type("/sys/fs/bpf") != BPF_FS_MAGIC:
+        if not in_init_mount_ns():
+            raise ConfigError("bpffs at /sys/fs/bpf is hidden in this mount namespace "
+                              "(ip netns exec?): pins would vanish; use bpfnetctl --netns NAME")
+        os.makedirs("/sys/fs/bpf", exist_ok=True)
+        if _libc.mount(b"bpf", b"/sys/fs/bpf", b"bpf", 0, None) != 0:
+            err = ctypes.get_errno()
+            raise KernelError(f"mount bpffs on /sys/fs/bpf: {os.strerror(err)}")
+        return
+    raise ConfigError(f"pin root {root} is not on a bpf filesystem")
+
+
+class PinDir:
+    """``<root>/<ns>``: the pins of every function of one namespace."""
+
+    def __init__(self, root: str, ns: str = "host"):
+        self.root = os.path.abspath(root)
+        self.ns = ns
+        self.path = os.path.join(self.root, ns)
+
+    def function_dir(self, fn: str) -> str:
+        return os.path.join(self.path, fn)
+
+    @contextlib.contextmanager
+    def locked(self, create: bool = True):
+        """Serializes commands on this namespace's instances (flock on its
+        pin dir). A killed holder releases the lock with its last fd."""
+        if create:
+            ensure_bpffs(self.root)
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            os.chmod(self.root, 0o700)
+            os.chmod(self.path, 0o700)
+        elif not os.path.isdir(self.path):
+            yield
+            return
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def loaded(self) -> list[str]:
+        if not os.path.isdir(self.path):
+            return []
+        return sorted(d for d in os.listdir(self.path)
+                      if os.path.isdir(os.path.join(self.path, d)))
+
+    def remove_if_empty(self) -> None:
+        for d in (self.path, self.root):
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
+
+
+class Undo:
+    """A stack of compensating actions: a failing command runs them in
+    reverse, so it leaves the system as it was."""
+
+    def __init__(self):
+        self._actions = []
+
+    def push(self, fn, *args, **kw):
+        self._actions.append((fn, args, kw))
+
+    def run(self):
+        while self._actions:
+            fn, args, kw = self._actions.pop()
+            with contextlib.suppress(Exception):
+                fn(*args, **kw)
+
+    def clear(self):
+        self._actions.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if typ is not None:
+            self.run()
+        return False
+
+
+class Function:
+    """Base of Bridge, Mesh, Gateway, Monitor.
+
+    Subclasses set ``name``, ``programs`` and ``maps`` (map name -> (key
+    class, value class) or ("percpu", value class))."""
+
+    name = ""
+    programs: tuple = ()
+    maps: dict = {}
+
+    def __init__(self, pins: PinDir, net=None):
+        self.pins = pins
+        self.dir = pins.function_dir(self.name)
+        self._net = net
+        self._open_maps: dict = {}
+
+    # --- state ---------------------------------------------------------------
+    @property
+    def obj_path(self) -> str:
+        return os.path.join(obj_dir(), f"{self.name}.bpf.o")
+
+    def is_loaded(self) -> bool:
+        return os.path.isdir(self.dir) and all(
+            os.path.exists(os.path.join(self.dir, m)) for m in self.maps)
+
+    def require_loaded(self) -> None:
+        if not self.is_loaded():
+            raise NotFound(f"{self.name} is not loaded in namespace {self.pins.ns}")
+
+    @property
+    def net(self):
+        if self._net is None:
+            from ..netlink import Net
+            self._net = Net()
+        return self._net
+
+    def map(self, name: str):
+        """The pinned map ``name``, opened once per command."""
+        m = self._open_maps.get(name)
+        if m is None:
+            spec = self.maps[name]
+            path = os.path.join(self.dir, name)
+            if spec[0] == "percpu":
+                m = PerCpuArray.pinned(path, spec[1])
+            else:
+                m = Map.pinned(path, spec[0], spec[1])
+            self._open_maps[name] = m
+        return m
+
+    def close(self):
+        for m in self._open_maps.values():
+            m.close()
+        self._open_maps.clear()
+        if self._net is not None:
+            self._net.close()
+            self._net = None
+
+    def stats(self) -> dict[str, int]:
+        """The function's per-CPU counters, summed, by name."""
+        names = self.stat_names
+        sums = self.map(self.stats_map).sums()
+        return dict(zip(names, sums))
+
+    stat_names: list = []
+    stats_map = ""
+
+    # --- loading -------------------------------------------------------------
+    def open_object(self, undo: Undo) -> libbpf.BpfObject:
+        """Opens and loads the object, reusing or creating the pinned maps.
+        On failure of the whole command, maps this call pinned are removed."""
+        if not os.path.exists(self.obj_path):
+            raise NotFound(f"object {self.obj_path} not found: run make")
+        fresh = not os.path.isdir(self.dir)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        if fresh:
+            undo.push(self.remove_pins)
+        obj = libbpf.BpfObject.open(self.obj_path, pin_root=self.dir)
+        try:
+            obj.load()
+        except libbpf.BpfError as e:
+            obj.close()
+            if e.errno == errno.EINVAL and any("incompatible" in ln or "didn't match" in ln
+                                               for ln in e.log):
+                raise KernelError(f"pinned maps in {self.dir} do not match {self.obj_path} "
+                                  f"(layout changed): unload {self.name} first") from e
+            raise
+        for m in self.maps:
+            p = os.path.join(self.dir, m)
+            if os.path.exists(p):
+                os.chmod(p, 0o600)
+        return obj
+
+    def pin_programs(self, obj: libbpf.BpfObject) -> None:
+        """Pins each program beside the maps, replacing an older pin atomically."""
+        for prog in self.programs:
+            path = os.path.join(self.dir, prog)
+            tmp = os.path.join(self.dir, f"{prog}_new")  # bpffs names take no dots
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            libbpf.obj_pin(obj.prog_fd(prog), tmp)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+
+    def remove_pins(self) -> None:
+        self.close()
+        if os.path.isdir(self.dir):
+            for f in os.listdir(self.dir):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.dir, f))
+            with contextlib.suppress(OSError):
+                os.rmdir(self.dir)
+        self.pins.remove_if_empty()
+
+    def prog_pin_fd(self, prog: str) -> int:
+        return libbpf.obj_get(os.path.join(self.dir, prog))
+
+    def map_fill(self) -> dict[str, dict]:
+        out = {}
+        for name, spec in self.maps.items():
+            m = self.map(name)
+            if spec[0] == "percpu" or m.info.type == 2:  # arrays are always full
+                n = m.max_entries
+            else:
+                n = len(m.keys_list())
+            out[name] = {"entries": n, "max_entries": m.max_entries}
+        return out

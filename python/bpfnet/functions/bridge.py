@@ -1,0 +1,290 @@
+"""The distributed bridge over VXLAN with multicast flooding.
+
+    br = Bridge(PinDir(root, "host"))
+    br.load(underlay="eth0", group=IPAddress("239.1.1.1"))
+    br.vni_add(10, "br10", allow=[IPAddress("10.0.0.2")])
+    br.fdb()
+
+Per VNI, a veth pair ``bnp<vni>``/``bnq<vni>``: ``bnp<vni>`` joins the
+tenant's Linux bridge and carries ``bridge_egress`` on its tc egress; frames
+from the tunnel are redirected into it. The peer ``bnq<vni>`` only keeps
+the pair's carrier up.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+from netaddr import IPAddress
+
+from .. import abi
+from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
+                   ip_pack, ip_unpack, mac_unpack)
+from ..errors import ConfigError, NotFound
+from .base import Function, Undo
+
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+DEFAULT_GROUP = IPAddress("239.1.1.1")
+DEFAULT_PORT = 4789
+DEFAULT_DEVICE = "vxlan0"
+C_U32 = ctypes.c_uint32
+
+
+def port_names(vni: int) -> tuple[str, str]:
+    return f"bnp{vni}", f"bnq{vni}"
+
+
+class Bridge(Function):
+    name = "bridge"
+    programs = ("bridge_ingress", "bridge_egress")
+    maps = {
+        "br_cfg": (C_U32, BrCfg),
+        "br_vni": (C_U32, BrVniVal),
+        "br_port": (C_U32, BrPortVal),
+        "br_fdb": (BrFdbKey, BrFdbVal),
+        "br_allow": (BrAllowKey, C_U32),
+        "br_stats": ("percpu", ctypes.c_uint64),
+    }
+    stats_map = "br_stats"
+    stat_names = abi.BR_STATS
+
+    # --- load / unload ---------------------------------------------------------
+    def cfg(self) -> BrCfg:
+        return self.map("br_cfg")[C_U32(0)]
+
+    def load(self, underlay=None, local=None, group=None, port=None,
+             device=None, ageing=None) -> dict:
+        net = self.net
+        if self.is_loaded():
+            return self._upgrade(local, group, port, device, ageing)
+        group = group if group is not None else DEFAULT_GROUP
+        port = port or DEFAULT_PORT
+        device = device or DEFAULT_DEVICE
+        ageing = ageing if ageing is not None else abi.BPFNET_AGEING_S
+        if underlay is not None:
+            under_idx = net.index(underlay)
+        else:
+            under_idx = net.default_route_dev()
+            if under_idx is None:
+                raise ConfigError("no default route to take the underlay from: give --underlay DEV")
+        if local is not None:
+            if local.version != group.version:
+                raise ConfigError(f"--local {local} and --group {group} are of different families")
+            if not any(IPAddress(a) == local for a in net.addresses(under_idx)):
+                raise ConfigError(f"--local {local} is not an address of {net.name(under_idx)}")
+        existing = net.lookup(device)
+        if existing is not None:
+            self._check_vxlan(existing, device)
+        with Undo() as undo:
+            obj = self.open_object(undo)
+            try:
+                flags = 0
+                if existing is None:
+                    mtu = net.mtu(under_idx) - VXLAN_OVERHEAD[group.version]
+                    vx = net.add_vxlan(device, under_idx, port, local=local, group=group, mtu=mtu)
+                    undo.push(net.delete, vx)
+                    flags |= abi.BR_CFG_F_VXLAN_CREATED
+                else:
+                    vx = existing
+                net.up(vx)
+                cfg = BrCfg(vxlan_ifindex=vx, ageing_s=ageing, flags=flags,
+                            group=ip_pack(group))
+                if local is not None:
+                    cfg.local = ip_pack(local)
+                self.map("br_cfg")[C_U32(0)] = cfg
+                if net.clsact(vx):
+                    undo.push(net.del_clsact, vx)
+                net.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
+                undo.push(net.detach, vx, "ingress")
+                self.pin_programs(obj)
+            finally:
+                obj.close()
+        return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
+
+    def _check_vxlan(self, idx: int, device: str) -> None:
+        if self.net.kind(idx) != "vxlan":
+            raise ConfigError(f"device {device!r} exists and is not a VXLAN device")
+        if not self.net.vxlan_info(idx).get("IFLA_VXLAN_COLLECT_METADATA"):
+            raise ConfigError(f"VXLAN device {device!r} is not in external (collect_md) mode")
+
+    def _upgrade(self, local, group, port, device, ageing) -> dict:
+        """A second load: new programs in place, every map kept."""
+        cfg = self.cfg()
+        vx = cfg.vxlan_ifindex
+        if device is not None and self.net.lookup(device) != vx:
+            raise ConfigError(f"bridge is loaded on {self.net.name(vx)}; unload to change --device")
+        if group is not None and ip_unpack(cfg.group) != group:
+            raise ConfigError(f"bridge is loaded with group {ip_unpack(cfg.group)}; unload to change it")
+        if local is not None and ip_unpack(cfg.local) != local:
+            raise ConfigError(f"bridge is loaded with local {ip_unpack(cfg.local)}; unload to change it")
+        with Undo() as undo:
+            obj = self.open_object(undo)
+            try:
+                if ageing is not None:
+                    cfg.ageing_s = ageing
+                    self.map("br_cfg")[C_U32(0)] = cfg
+                self.net.clsact(vx)
+                self.net.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
+                fd = obj.prog_fd("bridge_egress")
+                for port_idx in self.map("br_port"):
+                    self.net.attach(port_idx.value, "egress", fd, "bridge_egress")
+                self.pin_programs(obj)
+            finally:
+                obj.close()
+        return {"upgraded": True, "device": self.net.name(vx), "vxlan_ifindex": vx}
+
+    def unload(self) -> None:
+        self.require_loaded()
+        net = self.net
+        cfg = self.cfg()
+        for vni in [k.value for k in self.map("br_vni")]:
+            self._vni_teardown(vni)
+        vx = cfg.vxlan_ifindex
+        if cfg.flags & abi.BR_CFG_F_VXLAN_CREATED:
+            net.delete(vx)
+        else:
+            net.detach(vx, "ingress")
+        self.remove_pins()
+
+    # --- VNIs ------------------------------------------------------------------
+    def vni_add(self, vni: int, bridge: str, allow=(), group=None) -> dict:
+        self.require_loaded()
+        net = self.net
+        vnis = self.map("br_vni")
+        if C_U32(vni) in vnis:
+            raise ConfigError(f"VNI {vni} already exists")
+        if len(vnis) >= abi.BR_VNI_MAX:
+            raise ConfigError(f"the bridge holds at most {abi.BR_VNI_MAX} VNIs")
+        cfg = self.cfg()
+        group = group if group is not None else ip_unpack(cfg.group)
+        for ip in allow:
+            if ip.version != ip_unpack(cfg.group).version:
+                raise ConfigError(f"--allow {ip}: not of the underlay's address family")
+        pname, qname = port_names(vni)
+        for n in (pname, qname):
+            if net.lookup(n) is not None:
+                raise ConfigError(f"device {n!r} already exists")
+        br_idx = net.lookup(bridge)
+        if br_idx is not None and net.kind(br_idx) != "bridge":
+            raise ConfigError(f"device {bridge!r} exists and is not a bridge")
+        prog_fd = self.prog_pin_fd("bridge_egress")
+        flags = abi.BR_VNI_F_ALLOW_LIST if allow else 0
+        try:
+            with Undo() as undo:
+                if br_idx is None:
+                    br_idx = net.add_bridge(bridge)
+                    undo.push(net.delete, br_idx)
+                    flags |= abi.BR_VNI_F_BRIDGE_CREATED
+                p = net.add_veth(pname, qname)
+                undo.push(net.delete, p)
+                net.set_mtu(p, net.mtu(cfg.vxlan_ifindex))
+                net.set_mtu(net.index(qname), net.mtu(cfg.vxlan_ifindex))
+                net.set_master(p, br_idx)
+                net.up(net.index(qname))
+                net.up(p)
+                net.clsact(p)
+                net.attach(p, "egress", prog_fd, "bridge_egress")
+                allow_map = self.map("br_allow")
+                for ip in allow:
+                    k = BrAllowKey(vni=vni, remote=ip_pack(ip))
+                    allow_map[k] = C_U32(1)
+                    undo.push(allow_map.discard, k)
+                self.map("br_port")[C_U32(p)] = BrPortVal(vni=vni)
+                undo.push(self.map("br_port").discard, C_U32(p))
+                vnis[C_U32(vni)] = BrVniVal(port=p, bridge=br_idx, flags=flags,
+                                            group=ip_pack(group))
+        finally:
+            os.close(prog_fd)
+        return {"vni": vni, "bridge": bridge, "port": pname}
+
+    def _vni(self, vni: int) -> BrVniVal:
+        try:
+            return self.map("br_vni")[C_U32(vni)]
+        except KeyError:
+            raise NotFound(f"VNI {vni} is not configured") from None
+
+    def _vni_teardown(self, vni: int) -> None:
+        net = self.net
+        v = self._vni(vni)
+        self.fdb_flush(vni)
+        for k in [k for k in self.map("br_allow") if k.vni == vni]:
+            self.map("br_allow").discard(k)
+        self.map("br_vni").discard(C_U32(vni))
+        self.map("br_port").discard(C_U32(v.port))
+        net.delete(v.port)
+        if v.flags & abi.BR_VNI_F_BRIDGE_CREATED and not net.ports(v.bridge):
+            net.delete(v.bridge)
+
+    def vni_del(self, vni: int) -> None:
+        self.require_loaded()
+        self._vni(vni)
+        self._vni_teardown(vni)
+
+    def vni_show(self) -> list[dict]:
+        self.require_loaded()
+        allow: dict[int, list[str]] = {}
+        for k in self.map("br_allow"):
+            allow.setdefault(k.vni, []).append(str(ip_unpack(k.remote)))
+        counts: dict[int, int] = {}
+        for _, v in self.map("br_fdb").dump():
+            counts[v.vni] = counts.get(v.vni, 0) + 1
+        rows = []
+        for k, v in sorted(self.map("br_vni").items(), key=lambda kv: kv[0].value):
+            rows.append({"vni": k.value, "bridge": self.net.name(v.bridge),
+                         "port": self.net.name(v.port), "group": str(ip_unpack(v.group)),
+                         "allow": sorted(allow.get(k.value, [])),
+                         "fdb_entries": counts.get(k.value, 0)})
+        return rows
+
+    # --- FDB -------------------------------------------------------------------
+    def fdb(self, vni: int | None = None) -> list[dict]:
+        self.require_loaded()
+        if vni is not None:
+            self._vni(vni)
+        ageing = self.cfg().ageing_s
+        now = time.monotonic_ns()
+        names: dict[int, str | None] = {}
+        rows = []
+        for k, v in self.map("br_fdb").dump():
+            if vni is not None and v.vni != vni:
+                continue
+            age = max(0, now - v.seen_ns) / 1e9
+            if age > ageing:
+                continue
+            if k.port not in names:
+                names[k.port] = self.net.name(k.port)
+            rows.append({"mac": str(mac_unpack(k.mac)), "vni": v.vni,
+                         "port": names[k.port], "remote": str(ip_unpack(v.remote)),
+                         "rx_pkts": v.rx_pkts, "tx_pkts": v.tx_pkts,
+                         "age_s": round(age, 1)})
+        rows.sort(key=lambda r: (r["vni"], r["mac"]))
+        return rows
+
+    def fdb_flush(self, vni: int | None = None) -> int:
+        self.require_loaded()
+        if vni is not None:
+            self._vni(vni)
+        fdb = self.map("br_fdb")
+        keys = [k for k, v in fdb.dump() if vni is None or v.vni == vni]
+        return fdb.delete_many(keys) if keys else 0
+
+    # --- status ----------------------------------------------------------------
+    def status(self) -> dict:
+        self.require_loaded()
+        net = self.net
+        cfg = self.cfg()
+        vx = cfg.vxlan_ifindex
+        attach = [{"device": net.name(vx), "hook": "ingress",
+                   "program": net.ours_attached(vx, "ingress")}]
+        for k, v in self.map("br_vni").items():
+            attach.append({"device": net.name(v.port), "hook": "egress",
+                           "program": net.ours_attached(v.port, "egress"), "vni": k.value})
+        return {"function": self.name, "device": net.name(vx),
+                "group": str(ip_unpack(cfg.group)),
+                "local": None if abi.ip_is_zero(cfg.local) else str(ip_unpack(cfg.local)),
+                "ageing_s": cfg.ageing_s, "attach": attach,
+                "maps": self.map_fill(), "counters": self.stats()}
+
+
+FUNCTION = Bridge
