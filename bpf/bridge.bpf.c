@@ -154,7 +154,7 @@ int bridge_ingress(struct __sk_buff *skb)
 		fdb_learn(eth->h_source, vport->port, &remote, vni,
 			  bpf_ktime_get_ns());
 	stats_inc(&br_stats, BR_STAT_RX);
-	return bpf_redirect(vport->port, BPF_F_INGRESS);
+	return redirect_to(skb, vport->port, BPF_F_INGRESS);
 }
 
 SEC("tc")
@@ -212,7 +212,7 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(&br_stats, BR_DROP_TUNNEL_KEY);
 		return TC_ACT_SHOT;
 	}
-	return bpf_redirect(cfg->vxlan_ifindex, 0);
+	return redirect_to(skb, cfg->vxlan_ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
