@@ -14,6 +14,11 @@ VMLINUX    := include/vmlinux.h
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS   := $(wildcard bpf/lib/*.h include/*.h)
+# test-side BPF programs (taggers, tunnel injectors): built like the
+# functions, into build/tests/, never shipped
+TEST_OUT   := $(OUTPUT)/tests
+TEST_SRCS  := $(wildcard tests/progs/*.bpf.c)
+TEST_OBJS  := $(patsubst tests/progs/%.bpf.c,$(TEST_OUT)/%.bpf.o,$(TEST_SRCS))
 # clang's own system include dirs, after ours (as libbpf-bootstrap does), so
 # that <bpf/*.h> from libbpf-dev and the compiler builtins are found.
 CLANG_SYS  := $(shell $(CLANG) -v -E - </dev/null 2>&1 | sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
@@ -29,11 +34,20 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all bpf venv deps test demo bench vmtest vmlinux clean
+.PHONY: all bpf testprogs venv deps test demo bench vmtest vmlinux clean
 
-all: bpf venv
+all: bpf testprogs venv
 
 bpf: $(BPF_OBJS)
+
+testprogs: $(TEST_OBJS)
+
+$(TEST_OUT)/%.bpf.o: tests/progs/%.bpf.c $(BPF_HDRS) | $(TEST_OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(TEST_OUT):
+	$(Q)mkdir -p $@
 
 $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(BPF_OUT)
 	$(call msg,BPF,$@)

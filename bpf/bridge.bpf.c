@@ -69,10 +69,11 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } br_allow SEC(".maps");
 
-/* br_stats: enum br_stat -> per-CPU count. */
+/* br_stats: enum br_stat -> per-CPU count. Keyed by the enum itself so
+ * that `bpftool map dump` names each counter. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
+	__type(key, enum br_stat);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, __BR_STAT_MAX);

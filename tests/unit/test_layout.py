@@ -1,0 +1,58 @@
+"""abi.py mirrors vs the BTF of the built objects: sizes, field offsets, enums."""
+import ctypes
+import glob
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import OBJ_DIR, need, need_tool
+
+from bpfnet import abi
+
+
+def btf_types():
+    need_tool("bpftool")
+    objs = sorted(glob.glob(os.path.join(OBJ_DIR, "*.bpf.o")))
+    need(bool(objs), "no objects built: run make")
+    types = {}
+    for o in objs:
+        out = subprocess.run(["bpftool", "btf", "dump", "file", o, "-j"], check=True,
+                             capture_output=True, text=True).stdout
+        for t in json.loads(out)["types"]:
+            if t.get("name") and t["kind"] in ("STRUCT", "ENUM"):
+                types.setdefault(t["name"], []).append((o, t))
+    return types
+
+
+@pytest.fixture(scope="module")
+def types():
+    return btf_types()
+
+
+@pytest.mark.parametrize("name", sorted(abi.MIRRORS))
+def test_struct_layout(types, name):
+    cls = abi.MIRRORS[name]
+    assert name in types, f"struct {name} not in any object's BTF"
+    for obj, t in types[name]:
+        assert t["size"] == ctypes.sizeof(cls), f"{name} size in {obj}"
+        fields = [f[0] for f in cls._fields_]
+        for m in t["members"]:
+            if not m["name"] or m["name"] == "(anon)":
+                continue  # anonymous unions of the kernel's structs
+            assert m["name"] in fields, f"{name}.{m['name']} missing in abi ({obj})"
+            assert m["bits_offset"] % 8 == 0
+            assert getattr(cls, m["name"]).offset == m["bits_offset"] // 8, \
+                f"{name}.{m['name']} offset in {obj}"
+
+
+@pytest.mark.parametrize("name", sorted(abi.ENUMS))
+def test_enum_values(types, name):
+    assert name in types, f"enum {name} not in BTF (key the stats map by it)"
+    for obj, t in types[name]:
+        values = {v["name"]: v["val"] for v in t["values"]}
+        want = abi.ENUMS[name]
+        assert [values.get(n) for n in want] == list(range(len(want))), obj
+        # every counter but the __MAX sentinel is mirrored
+        assert set(values) - set(want) <= {n for n in values if n.startswith("__")}, obj
