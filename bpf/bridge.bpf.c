@@ -69,14 +69,13 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } br_allow SEC(".maps");
 
-/* br_stats: enum br_stat -> per-CPU count. Keyed by the enum itself so
- * that `bpftool map dump` names each counter. */
+/* br_stats: [0] -> per-CPU struct br_stats. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, enum br_stat);
-	__type(value, __u64);
+	__type(key, __u32);
+	__type(value, struct br_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__uint(max_entries, __BR_STAT_MAX);
+	__uint(max_entries, 1);
 } br_stats SEC(".maps");
 
 static __always_inline struct br_cfg *br_cfg_get(void)
@@ -112,9 +111,9 @@ static __always_inline void fdb_learn(const __u8 *mac, __u32 port,
 	if (old) {
 		val.rx_pkts += old->rx_pkts;
 		val.tx_pkts = old->tx_pkts;
-		stats_inc(&br_stats, BR_STAT_MOVE);
+		stats_inc(br_stats, move);
 	} else {
-		stats_inc(&br_stats, BR_STAT_LEARN);
+		stats_inc(br_stats, learn);
 	}
 	bpf_map_update_elem(&br_fdb, &key, &val, BPF_ANY);
 }
@@ -129,12 +128,12 @@ int bridge_ingress(struct __sk_buff *skb)
 	__u32 vni;
 
 	if (tunnel_get(skb, &vni, &remote)) {
-		stats_inc(&br_stats, BR_DROP_NO_TUNNEL);
+		stats_inc(br_stats, drop_no_tunnel);
 		return TC_ACT_SHOT;
 	}
 	vport = bpf_map_lookup_elem(&br_vni, &vni);
 	if (!vport) {
-		stats_inc(&br_stats, BR_DROP_UNKNOWN_VNI);
+		stats_inc(br_stats, drop_unknown_vni);
 		return TC_ACT_SHOT;
 	}
 	if (vport->flags & BR_VNI_F_ALLOW_LIST) {
@@ -142,19 +141,19 @@ int bridge_ingress(struct __sk_buff *skb)
 		ak.vni = vni;
 		ak.remote = remote;
 		if (!bpf_map_lookup_elem(&br_allow, &ak)) {
-			stats_inc(&br_stats, BR_DROP_VTEP_DENIED);
+			stats_inc(br_stats, drop_vtep_denied);
 			return TC_ACT_SHOT;
 		}
 	}
 	eth = eth_hdr_get(skb);
 	if (!eth) {
-		stats_inc(&br_stats, BR_DROP_SHORT);
+		stats_inc(br_stats, drop_short);
 		return TC_ACT_SHOT;
 	}
 	if (!eth_is_multicast(eth->h_source))
 		fdb_learn(eth->h_source, vport->port, &remote, vni,
 			  bpf_ktime_get_ns());
-	stats_inc(&br_stats, BR_STAT_RX);
+	stats_inc(br_stats, rx);
 	return redirect_to(skb, vport->port, BPF_F_INGRESS);
 }
 
@@ -173,7 +172,7 @@ int bridge_egress(struct __sk_buff *skb)
 
 	cfg = br_cfg_get();
 	if (!cfg || !cfg->vxlan_ifindex) {
-		stats_inc(&br_stats, BR_DROP_NO_CONFIG);
+		stats_inc(br_stats, drop_no_config);
 		return TC_ACT_SHOT;
 	}
 	pv = bpf_map_lookup_elem(&br_port, &port);
@@ -184,7 +183,7 @@ int bridge_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	eth = eth_hdr_get(skb);
 	if (!eth) {
-		stats_inc(&br_stats, BR_DROP_SHORT);
+		stats_inc(br_stats, drop_short);
 		return TC_ACT_SHOT;
 	}
 	if (!eth_is_multicast(eth->h_dest)) {
@@ -199,18 +198,18 @@ int bridge_egress(struct __sk_buff *skb)
 				dst = &fv->remote;
 			} else {
 				bpf_map_delete_elem(&br_fdb, &key);
-				stats_inc(&br_stats, BR_STAT_AGED);
+				stats_inc(br_stats, aged);
 			}
 		}
 	}
 	if (dst) {
-		stats_inc(&br_stats, BR_STAT_TX);
+		stats_inc(br_stats, tx);
 	} else {
 		dst = &vport->group;
-		stats_inc(&br_stats, BR_STAT_FLOOD);
+		stats_inc(br_stats, flood);
 	}
 	if (tunnel_set(skb, dst, &cfg->local, pv->vni)) {
-		stats_inc(&br_stats, BR_DROP_TUNNEL_KEY);
+		stats_inc(br_stats, drop_tunnel_key);
 		return TC_ACT_SHOT;
 	}
 	return redirect_to(skb, cfg->vxlan_ifindex, 0);

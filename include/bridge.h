@@ -63,21 +63,21 @@ struct br_allow_key {
 	struct bpfnet_ip remote;
 };
 
-/* br_stats: per-CPU counters, index = enum br_stat. */
-enum br_stat {
-	BR_STAT_RX = 0,             /* decapsulated frames delivered to a port */
-	BR_STAT_TX,                 /* frames sent to a known remote */
-	BR_STAT_FLOOD,              /* frames sent to the flood group */
-	BR_STAT_LEARN,              /* new FDB entries */
-	BR_STAT_MOVE,               /* MACs that moved to another VTEP */
-	BR_STAT_AGED,               /* stale entries dropped on lookup */
-	BR_DROP_NO_TUNNEL,          /* ingress without tunnel metadata */
-	BR_DROP_UNKNOWN_VNI,        /* ingress for a VNI with no port */
-	BR_DROP_VTEP_DENIED,        /* sender not in the VNI's allow list */
-	BR_DROP_SHORT,              /* frame shorter than Ethernet */
-	BR_DROP_NO_CONFIG,          /* programs attached before configuration */
-	BR_DROP_TUNNEL_KEY,         /* bpf_skb_set_tunnel_key failed */
-	__BR_STAT_MAX,
+/* br_stats[0]: per-CPU counters, one field each, so that `bpftool map dump`
+ * names them. Every TC_ACT_SHOT path bumps one drop_* field first. */
+struct br_stats {
+	__u64 rx;               /* decapsulated frames delivered to a port */
+	__u64 tx;               /* frames sent to a known remote */
+	__u64 flood;            /* frames sent to the flood group */
+	__u64 learn;            /* new FDB entries */
+	__u64 move;             /* MACs that moved to another VTEP */
+	__u64 aged;             /* stale entries dropped on lookup */
+	__u64 drop_no_tunnel;   /* ingress without tunnel metadata */
+	__u64 drop_unknown_vni; /* ingress for a VNI with no port */
+	__u64 drop_vtep_denied; /* sender not in the VNI's allow list */
+	__u64 drop_short;       /* frame shorter than Ethernet */
+	__u64 drop_no_config;   /* programs attached before configuration */
+	__u64 drop_tunnel_key;  /* bpf_skb_set_tunnel_key failed */
 };
 
 #endif /* __BPFNET_BRIDGE_H */

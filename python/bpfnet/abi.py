@@ -88,15 +88,12 @@ class BrAllowKey(ctypes.Structure):
     _fields_ = [("vni", c_uint32), ("pad", c_uint32), ("remote", BpfnetIP)]
 
 
-BR_STATS = ["rx", "tx", "flood", "learn", "move", "aged",
-            "drop_no_tunnel", "drop_unknown_vni", "drop_vtep_denied",
-            "drop_short", "drop_no_config", "drop_tunnel_key"]
-
-# the C names of the enum, for the layout test
-BR_STAT_ENUM = ["BR_STAT_RX", "BR_STAT_TX", "BR_STAT_FLOOD", "BR_STAT_LEARN",
-                "BR_STAT_MOVE", "BR_STAT_AGED", "BR_DROP_NO_TUNNEL",
-                "BR_DROP_UNKNOWN_VNI", "BR_DROP_VTEP_DENIED", "BR_DROP_SHORT",
-                "BR_DROP_NO_CONFIG", "BR_DROP_TUNNEL_KEY"]
+class BrStats(ctypes.Structure):
+    """struct br_stats: per-CPU counters; drop_* fields are drop reasons."""
+    _fields_ = [(n, c_uint64) for n in (
+        "rx", "tx", "flood", "learn", "move", "aged", "drop_no_tunnel",
+        "drop_unknown_vni", "drop_vtep_denied", "drop_short", "drop_no_config",
+        "drop_tunnel_key")]
 
 
 # struct __sk_buff (UAPI), as BPF_PROG_TEST_RUN takes it for tc programs
@@ -128,8 +125,9 @@ MIRRORS = {
     "br_fdb_key": BrFdbKey,
     "br_fdb_val": BrFdbVal,
     "br_allow_key": BrAllowKey,
+    "br_stats": BrStats,
     "__sk_buff": SkBuff,
 }
 
-# enum name -> names in order, checked the same way
-ENUMS = {"br_stat": BR_STAT_ENUM}
+# enum name -> C names in value order, checked the same way
+ENUMS: dict = {}

@@ -9,6 +9,7 @@ and libbpf's last log lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -233,6 +234,8 @@ def main(argv=None) -> int:
     finally:
         if ctx is not None:
             ctx.close()
+            with contextlib.suppress(OSError):
+                ctx.pins.remove_if_empty()  # a command that made nothing leaves no dir
         if saved_ns is not None:
             from pyroute2 import netns as _netns
             _netns.setns(saved_ns)

@@ -184,5 +184,13 @@ class PerCpuArray(Map):
     def sums(self) -> list[int]:
         return [self.sum(i) for i in range(self.max_entries)]
 
+    def sum_fields(self, index: int = 0) -> dict[str, int]:
+        """For a struct of counters: each field summed over CPUs."""
+        out = {}
+        for v in self.per_cpu(index):
+            for name, _ in self.elem_type._fields_:
+                out[name] = out.get(name, 0) + getattr(v, name)
+        return out
+
     def zero(self, index: int):
         self[ctypes.c_uint32(index)] = self._value()

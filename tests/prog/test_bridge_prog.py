@@ -36,7 +36,7 @@ class Bridge:
         self.port = m("br_port", U32, BrPortVal)
         self.fdb = m("br_fdb", BrFdbKey, BrFdbVal)
         self.allow = m("br_allow", BrAllowKey, U32)
-        self.stats = PerCpuArray(obj.map_fd("br_stats"), ctypes.c_uint64, "br_stats", owned=False)
+        self.stats = PerCpuArray(obj.map_fd("br_stats"), abi.BrStats, "br_stats", owned=False)
         self.inj_cfg = Map(inj.map_fd("inject_cfg"), U32, InjectCfg, owned=False)
         progs = inj.map_fd("inject_progs")
         libbpf.update(progs, U32(0), ctypes.c_int(obj.prog_fd("bridge_ingress")))
@@ -47,7 +47,7 @@ class Bridge:
         self.port[U32(port)] = BrPortVal(vni=vni)
 
     def stat(self, name):
-        return self.stats.sum(abi.BR_STATS.index(name))
+        return self.stats.sum_fields()[name]
 
     def ingress(self, frame, vni, remote="10.0.0.2", tunnel=True):
         if not tunnel:

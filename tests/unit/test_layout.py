@@ -47,8 +47,10 @@ def test_struct_layout(types, name):
                 f"{name}.{m['name']} offset in {obj}"
 
 
-@pytest.mark.parametrize("name", sorted(abi.ENUMS))
+@pytest.mark.parametrize("name", sorted(abi.ENUMS) or ["(none)"])
 def test_enum_values(types, name):
+    if name == "(none)":
+        return  # no enum is shared yet
     assert name in types, f"enum {name} not in BTF (key the stats map by it)"
     for obj, t in types[name]:
         values = {v["name"]: v["val"] for v in t["values"]}

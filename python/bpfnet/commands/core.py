@@ -7,10 +7,9 @@ from ..functions import FUNCTIONS, available
 
 
 def _unload(args, ctx):
-    fn = ctx.fn(args.function)
-    if not fn.is_loaded():
+    if args.function not in available() or not ctx.fn(args.function).is_loaded():
         raise NotFound(f"{args.function} is not loaded in namespace {ctx.ns}")
-    fn.unload()
+    ctx.fn(args.function).unload()
     return f"{args.function}: unloaded"
 
 

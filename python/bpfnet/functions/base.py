@@ -210,12 +210,9 @@ class Function:
             self._net = None
 
     def stats(self) -> dict[str, int]:
-        """The function's per-CPU counters, summed, by name."""
-        names = self.stat_names
-        sums = self.map(self.stats_map).sums()
-        return dict(zip(names, sums))
+        """The function's per-CPU counters (a struct of __u64), summed, by name."""
+        return self.map(self.stats_map).sum_fields(0)
 
-    stat_names: list = []
     stats_map = ""
 
     # --- loading -------------------------------------------------------------

@@ -44,10 +44,9 @@ class Bridge(Function):
         "br_port": (C_U32, BrPortVal),
         "br_fdb": (BrFdbKey, BrFdbVal),
         "br_allow": (BrAllowKey, C_U32),
-        "br_stats": ("percpu", ctypes.c_uint64),
+        "br_stats": ("percpu", abi.BrStats),
     }
     stats_map = "br_stats"
-    stat_names = abi.BR_STATS
 
     # --- load / unload ---------------------------------------------------------
     def cfg(self) -> BrCfg:
