@@ -148,6 +148,9 @@ _PROTOTYPES = [
     ("bpf_prog_test_run_opts", c_int, [c_int, ctypes.POINTER(bpf_test_run_opts)]),
     ("bpf_prog_get_fd_by_id", c_int, [c_u32]),
     ("bpf_link_create", c_int, [c_int, c_int, c_int, c_void_p]),
+    ("bpf_prog_query", c_int, [c_int, c_int, c_u32, ctypes.POINTER(c_u32),
+                               ctypes.POINTER(c_u32), ctypes.POINTER(c_u32)]),
+    ("bpf_map_create", c_int, [c_int, c_char_p, c_u32, c_u32, c_u32, c_void_p]),
     ("bpf_link_update", c_int, [c_int, c_int, ctypes.POINTER(bpf_link_update_opts)]),
 ]
 
@@ -343,6 +346,33 @@ def link_create(prog_fd: int, target: int, attach_type: int) -> int:
 
 def link_update(link_fd: int, prog_fd: int) -> None:
     _check(_lib.bpf_link_update(link_fd, prog_fd, None), "link update")
+
+
+BPF_MAP_TYPE_HASH = 1
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47  # kernel 6.6+
+
+
+def prog_query_count(target: int, attach_type: int) -> int:
+    """How many programs are attached at ``target`` (an ifindex for tcx);
+    BpfError(EINVAL) where the kernel does not know the attach type."""
+    flags, count = c_u32(0), c_u32(0)
+    _check(_lib.bpf_prog_query(target, attach_type, 0, ctypes.byref(flags), None,
+                               ctypes.byref(count)), "prog query")
+    return count.value
+
+
+def tcx_supported() -> bool:
+    """Probes the kernel (not its version) for tcx: a tcx query on lo."""
+    try:
+        prog_query_count(1, BPF_TCX_INGRESS)
+        return True
+    except BpfError:
+        return False
+
+
+def map_create(map_type: int, name: str, key_size: int, value_size: int, max_entries: int) -> int:
+    return _check(_lib.bpf_map_create(map_type, name.encode(), key_size, value_size,
+                                      max_entries, None), "map create", name)
 
 
 # --- map element operations --------------------------------------------------

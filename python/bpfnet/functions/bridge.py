@@ -92,10 +92,7 @@ class Bridge(Function):
                 if local is not None:
                     cfg.local = ip_pack(local)
                 self.map("br_cfg")[C_U32(0)] = cfg
-                if net.clsact(vx):
-                    undo.push(net.del_clsact, vx)
-                net.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
-                undo.push(net.detach, vx, "ingress")
+                self.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress", undo)
                 self.pin_programs(obj)
             finally:
                 obj.close()
@@ -123,11 +120,10 @@ class Bridge(Function):
                 if ageing is not None:
                     cfg.ageing_s = ageing
                     self.map("br_cfg")[C_U32(0)] = cfg
-                self.net.clsact(vx)
-                self.net.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
+                self.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
                 fd = obj.prog_fd("bridge_egress")
                 for port_idx in self.map("br_port"):
-                    self.net.attach(port_idx.value, "egress", fd, "bridge_egress")
+                    self.attach(port_idx.value, "egress", fd, "bridge_egress")
                 self.pin_programs(obj)
             finally:
                 obj.close()
@@ -140,10 +136,9 @@ class Bridge(Function):
         for vni in [k.value for k in self.map("br_vni")]:
             self._vni_teardown(vni)
         vx = cfg.vxlan_ifindex
+        self.detach(vx, "ingress")
         if cfg.flags & abi.BR_CFG_F_VXLAN_CREATED:
             net.delete(vx)
-        else:
-            net.detach(vx, "ingress")
         self.remove_pins()
 
     # --- VNIs ------------------------------------------------------------------
@@ -182,8 +177,7 @@ class Bridge(Function):
                 net.set_master(p, br_idx)
                 net.up(net.index(qname))
                 net.up(p)
-                net.clsact(p)
-                net.attach(p, "egress", prog_fd, "bridge_egress")
+                self.attach(p, "egress", prog_fd, "bridge_egress", undo)
                 allow_map = self.map("br_allow")
                 for ip in allow:
                     k = BrAllowKey(vni=vni, remote=ip_pack(ip))
@@ -211,6 +205,7 @@ class Bridge(Function):
             self.map("br_allow").discard(k)
         self.map("br_vni").discard(C_U32(vni))
         self.map("br_port").discard(C_U32(v.port))
+        self.detach(v.port, "egress")
         net.delete(v.port)
         if v.flags & abi.BR_VNI_F_BRIDGE_CREATED and not net.ports(v.bridge):
             net.delete(v.bridge)
@@ -274,11 +269,10 @@ class Bridge(Function):
         net = self.net
         cfg = self.cfg()
         vx = cfg.vxlan_ifindex
-        attach = [{"device": net.name(vx), "hook": "ingress",
-                   "program": net.ours_attached(vx, "ingress")}]
+        attach = [{"device": net.name(vx), "hook": "ingress", **self.attached(vx, "ingress")}]
         for k, v in self.map("br_vni").items():
             attach.append({"device": net.name(v.port), "hook": "egress",
-                           "program": net.ours_attached(v.port, "egress"), "vni": k.value})
+                           **self.attached(v.port, "egress"), "vni": k.value})
         return {"function": self.name, "device": net.name(vx),
                 "group": str(ip_unpack(cfg.group)),
                 "local": None if abi.ip_is_zero(cfg.local) else str(ip_unpack(cfg.local)),
