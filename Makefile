@@ -38,7 +38,10 @@ endif
 
 all: bpf testprogs venv
 
+# the objects are also copied into the package, so `pip install .` ships them
+PKG_OBJ_DIR := python/bpfnet/bpf
 bpf: $(BPF_OBJS)
+	$(Q)mkdir -p $(PKG_OBJ_DIR) && cp -f $(BPF_OBJS) $(PKG_OBJ_DIR)/
 
 testprogs: $(TEST_OBJS)
 
@@ -90,4 +93,4 @@ vmlinux:
 
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
-	$(Q)rm -rf $(OUTPUT)
+	$(Q)rm -rf $(OUTPUT) $(PKG_OBJ_DIR)
