@@ -132,7 +132,7 @@ int bridge_ingress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	vport = bpf_map_lookup_elem(&br_vni, &vni);
-	if (!vport) {
+	if (!vport || !vport->port) { /* port 0: `vni add` still under way */
 		stats_inc(br_stats, drop_unknown_vni);
 		return TC_ACT_SHOT;
 	}

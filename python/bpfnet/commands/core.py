@@ -7,7 +7,8 @@ from ..functions import FUNCTIONS, available
 
 
 def _unload(args, ctx):
-    if args.function not in available() or not ctx.fn(args.function).is_loaded():
+    fn = ctx.fn(args.function) if args.function in available() else None
+    if fn is None or not (fn.is_loaded() or fn.is_partial()):
         raise NotFound(f"{args.function} is not loaded in namespace {ctx.ns}")
     ctx.fn(args.function).unload()
     return f"{args.function}: unloaded"

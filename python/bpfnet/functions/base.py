@@ -187,8 +187,14 @@ class Function:
         return os.path.join(obj_dir(), f"{self.name}.bpf.o")
 
     def is_loaded(self) -> bool:
+        """Maps and programs pinned. Programs are pinned last, so a load that
+        was killed half-way is not "loaded" but :meth:`is_partial`."""
         return os.path.isdir(self.dir) and all(
-            os.path.exists(os.path.join(self.dir, m)) for m in self.maps)
+            os.path.exists(os.path.join(self.dir, m)) for m in (*self.maps, *self.programs))
+
+    def is_partial(self) -> bool:
+        """Pins of a first load that did not finish (killed or crashed)."""
+        return os.path.isdir(self.dir) and not self.is_loaded()
 
     def require_loaded(self) -> None:
         if not self.is_loaded():

@@ -12,6 +12,7 @@ the pair's carrier up.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -57,6 +58,8 @@ class Bridge(Function):
         net = self.net
         if self.is_loaded():
             return self._upgrade(local, group, port, device, ageing)
+        if self.is_partial():
+            self._recover(device or DEFAULT_DEVICE)
         group = group if group is not None else DEFAULT_GROUP
         port = port or DEFAULT_PORT
         device = device or DEFAULT_DEVICE
@@ -80,10 +83,13 @@ class Bridge(Function):
             try:
                 flags = 0
                 if existing is None:
+                    # intent first: a run killed right after creating the
+                    # device still lets the next load know it was ours
+                    flags |= abi.BR_CFG_F_VXLAN_CREATED
+                    self.map("br_cfg")[C_U32(0)] = BrCfg(flags=flags)
                     mtu = net.mtu(under_idx) - VXLAN_OVERHEAD[group.version]
                     vx = net.add_vxlan(device, under_idx, port, local=local, group=group, mtu=mtu)
                     undo.push(net.delete, vx)
-                    flags |= abi.BR_CFG_F_VXLAN_CREATED
                 else:
                     vx = existing
                 net.up(vx)
@@ -97,6 +103,26 @@ class Bridge(Function):
             finally:
                 obj.close()
         return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
+
+    def _recover(self, device: str) -> None:
+        """Clears what a first load that died half-way left: its device (if
+        the intent flag says bpfnet created it), ports, links and pins."""
+        try:
+            cfg = self.cfg()
+        except (KeyError, OSError):
+            cfg = BrCfg()
+        net = self.net
+        if cfg.flags & abi.BR_CFG_F_VXLAN_CREATED:
+            vx = cfg.vxlan_ifindex or net.lookup(device)
+            if vx:
+                self.detach(vx, "ingress")
+                net.delete(vx)
+        elif cfg.vxlan_ifindex:
+            self.detach(cfg.vxlan_ifindex, "ingress")
+        with contextlib.suppress(Exception):
+            for vni in [k.value for k in self.map("br_vni")]:
+                self._vni_teardown(vni)
+        self.remove_pins()
 
     def _check_vxlan(self, idx: int, device: str) -> None:
         if self.net.kind(idx) != "vxlan":
@@ -130,6 +156,9 @@ class Bridge(Function):
         return {"upgraded": True, "device": self.net.name(vx), "vxlan_ifindex": vx}
 
     def unload(self) -> None:
+        if self.is_partial():
+            self._recover(DEFAULT_DEVICE)
+            return
         self.require_loaded()
         net = self.net
         cfg = self.cfg()
@@ -146,7 +175,10 @@ class Bridge(Function):
         self.require_loaded()
         net = self.net
         vnis = self.map("br_vni")
-        if C_U32(vni) in vnis:
+        old = vnis.get(C_U32(vni))
+        if old is not None and old.port == 0:
+            self._vni_teardown(vni)  # left half-made by a killed `vni add`
+        elif old is not None:
             raise ConfigError(f"VNI {vni} already exists")
         if len(vnis) >= abi.BR_VNI_MAX:
             raise ConfigError(f"the bridge holds at most {abi.BR_VNI_MAX} VNIs")
@@ -157,8 +189,12 @@ class Bridge(Function):
                 raise ConfigError(f"--allow {ip}: not of the underlay's address family")
         pname, qname = port_names(vni)
         for n in (pname, qname):
-            if net.lookup(n) is not None:
-                raise ConfigError(f"device {n!r} already exists")
+            # bnp/bnq<vni> of a VNI that is not configured: left by a killed
+            # `vni add`; the names are bpfnet's, so clear them
+            idx = net.lookup(n)
+            if idx is not None:
+                self.detach(idx, "egress")
+                net.delete(idx)
         br_idx = net.lookup(bridge)
         if br_idx is not None and net.kind(br_idx) != "bridge":
             raise ConfigError(f"device {bridge!r} exists and is not a bridge")
@@ -166,10 +202,16 @@ class Bridge(Function):
         flags = abi.BR_VNI_F_ALLOW_LIST if allow else 0
         try:
             with Undo() as undo:
+                # intent first (port 0: the data path drops), so a killed run
+                # leaves a VNI that `vni del` or `unload` can clear
+                if br_idx is None:
+                    flags |= abi.BR_VNI_F_BRIDGE_CREATED
+                vnis[C_U32(vni)] = BrVniVal(flags=flags, group=ip_pack(group))
+                undo.push(vnis.discard, C_U32(vni))
                 if br_idx is None:
                     br_idx = net.add_bridge(bridge)
                     undo.push(net.delete, br_idx)
-                    flags |= abi.BR_VNI_F_BRIDGE_CREATED
+                    vnis[C_U32(vni)] = BrVniVal(bridge=br_idx, flags=flags, group=ip_pack(group))
                 p = net.add_veth(pname, qname)
                 undo.push(net.delete, p)
                 net.set_mtu(p, net.mtu(cfg.vxlan_ifindex))
@@ -198,17 +240,22 @@ class Bridge(Function):
             raise NotFound(f"VNI {vni} is not configured") from None
 
     def _vni_teardown(self, vni: int) -> None:
+        """Removes a VNI's devices, links and entries; tolerant of a VNI that
+        was only half set up (the VNI entry is written first, as intent)."""
         net = self.net
         v = self._vni(vni)
         self.fdb_flush(vni)
         for k in [k for k in self.map("br_allow") if k.vni == vni]:
             self.map("br_allow").discard(k)
-        self.map("br_vni").discard(C_U32(vni))
-        self.map("br_port").discard(C_U32(v.port))
-        self.detach(v.port, "egress")
-        net.delete(v.port)
-        if v.flags & abi.BR_VNI_F_BRIDGE_CREATED and not net.ports(v.bridge):
+        ports = {v.port} if v.port else set()
+        ports |= {i for i in map(net.lookup, port_names(vni)) if i}
+        for p in ports:
+            self.map("br_port").discard(C_U32(p))
+            self.detach(p, "egress")
+            net.delete(p)
+        if v.flags & abi.BR_VNI_F_BRIDGE_CREATED and v.bridge and not net.ports(v.bridge):
             net.delete(v.bridge)
+        self.map("br_vni").discard(C_U32(vni))
 
     def vni_del(self, vni: int) -> None:
         self.require_loaded()
