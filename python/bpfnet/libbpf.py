@@ -128,6 +128,7 @@ _PROTOTYPES = [
     ("bpf_map__pin_path", c_char_p, [c_void_p]),
     ("bpf_map__is_pinned", c_bool, [c_void_p]),
     ("bpf_map__unpin", c_int, [c_void_p, c_char_p]),
+    ("bpf_map__set_max_entries", c_int, [c_void_p, c_u32]),
     ("libbpf_num_possible_cpus", c_int, []),
     ("libbpf_strerror", c_int, [c_int, c_char_p, c_size_t]),
     ("libbpf_set_print", c_void_p, [c_void_p]),
@@ -283,6 +284,11 @@ class BpfObject:
 
     def map_fd(self, name: str) -> int:
         return _check(_lib.bpf_map__fd(self._map(name)), "map fd", name)
+
+    def set_max_entries(self, name: str, n: int) -> None:
+        """Resizes map ``name`` before :meth:`load` (a pinned map of another
+        size is then not reused: libbpf refuses it as incompatible)."""
+        _check(_lib.bpf_map__set_max_entries(self._map(name), n), "set max_entries", name)
 
     def map_pin_path(self, name: str) -> str | None:
         p = _lib.bpf_map__pin_path(self._map(name))
