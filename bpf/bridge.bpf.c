@@ -177,10 +177,10 @@ int bridge_egress(struct __sk_buff *skb)
 	}
 	pv = bpf_map_lookup_elem(&br_port, &port);
 	if (!pv)
-		return TC_ACT_OK; /* not a port of ours: leave it alone */
+		return TC_ACT_UNSPEC; /* not a port of ours: leave it alone */
 	vport = bpf_map_lookup_elem(&br_vni, &pv->vni);
 	if (!vport)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	eth = eth_hdr_get(skb);
 	if (!eth) {
 		stats_inc(br_stats, drop_short);

@@ -188,11 +188,12 @@ class Sim:
         self.route(ns, "0.0.0.0/0" if ":" not in underlay else "::/0", "eth0")
         return ns
 
-    def tenant(self, host: str, short: str, cidr: str, bridge: str, mac: str | None = None) -> str:
+    def tenant(self, host: str, short: str, cidr: str, bridge: str, mac: str | None = None,
+               mtu: int | None = None) -> str:
         """A tenant namespace whose eth0 (``cidr``) plugs into ``bridge`` of ``host``."""
         ns = self.ns(short)
         hif = f"t{short}"[-15:]
-        self.veth(host, hif, ns, "eth0", mac_b=mac)
+        self.veth(host, hif, ns, "eth0", mac_b=mac, mtu=mtu)
         with self.ipr(host) as ipr:
             if not ipr.link_lookup(ifname=bridge):
                 ipr.link("add", ifname=bridge, kind="bridge")

@@ -47,4 +47,5 @@ def register(cli):
     sp = cli.command("unload", _unload, help="remove every filter, device and pin a function made")
     sp.add_argument("function", choices=FUNCTIONS, metavar="FUNCTION")
     add_json(cli.command("status", _status, help="what is loaded here: attach points, map fill, counters"))
-    cli.command("doctor", _doctor, help="find what keeps traffic from crossing, and say the fix", lock=False)
+    add_json(cli.command("doctor", _doctor, lock=False,
+                         help="find what keeps traffic from crossing, and say the fix (exit 1 if any)"))

@@ -19,6 +19,7 @@ from ..sim import Sim
 
 VNIS = (10, 20)
 GROUP = "239.1.1.1"
+TENANT_MTU = 1450  # 1500 on the fabric, less 50 bytes of VXLAN over IPv4
 
 
 def underlay_ip(i: int) -> str:
@@ -50,7 +51,7 @@ def build(sim: Sim, n_hosts: int = 3, vnis=VNIS, say=lambda *_: None, allow: boo
             say(f"$ bpfnetctl --netns {h} vni add {vni} --bridge br{vni} {' '.join(extra)}".rstrip())
             sim.bpfnetctl("vni", "add", str(vni), "--bridge", f"br{vni}", *extra, netns_=h)
             tenants[(i, vni)] = sim.tenant(h, f"h{i}v{vni}", f"{tenant_ip(i)}/24", f"br{vni}",
-                                           mac=tenant_mac(i, vni))
+                                           mac=tenant_mac(i, vni), mtu=TENANT_MTU)
     return {"hosts": hosts, "tenants": tenants}
 
 

@@ -54,11 +54,22 @@ def fs_type(path: str) -> int | None:
     return buf.f_type & 0xFFFFFFFF
 
 
-def in_init_mount_ns() -> bool:
+def netns_exec_name() -> str | None:
+    """The namespace name if this process runs under `ip netns exec`, which
+    remounts /sys (a sysfs whose source is the namespace name) and so hides
+    the host's /sys/fs/bpf."""
     try:
-        return os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt")
+        names = set(os.listdir("/var/run/netns"))
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, rfields = left.split(), right.split()
+                if len(fields) > 4 and fields[4] == "/sys" and rfields[:1] == ["sysfs"] \
+                        and len(rfields) > 1 and rfields[1] in names:
+                    return rfields[1]
     except OSError:
-        return True
+        pass
+    return None
 
 
 def ensure_bpffs(root: str) -> None:
@@ -69,9 +80,10 @@ def ensure_bpffs(root: str) -> None:
     if fs_type(probe) == BPF_FS_MAGIC:
         return
     if root.startswith("/sys/fs/bpf") and fs_type("/sys/fs/bpf") != BPF_FS_MAGIC:
-        if not in_init_mount_ns():
-            raise ConfigError("bpffs at /sys/fs/bpf is hidden in this mount namespace "
-                              "(ip netns exec?): pins would vanish; use bpfnetctl --netns NAME")
+        hidden = netns_exec_name()
+        if hidden:
+            raise ConfigError(f"bpffs is hidden under `ip netns exec {hidden}` (it remounts /sys): "
+                              f"pins would vanish; use bpfnetctl --netns {hidden} instead")
         os.makedirs("/sys/fs/bpf", exist_ok=True)
         if _libc.mount(b"bpf", b"/sys/fs/bpf", b"bpf", 0, None) != 0:
             err = ctypes.get_errno()
