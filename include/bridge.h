@@ -18,6 +18,9 @@ struct br_cfg {
 	__u32 pad;
 	struct bpfnet_ip group; /* default flood group */
 	struct bpfnet_ip local; /* local VTEP address, zero: routing picks */
+	__u64 fdb_removed;      /* FDB entries the control plane deleted (flush,
+				 * vni del): with br_stats.learn and .aged this
+				 * tells how many the LRU evicted */
 };
 
 #define BR_CFG_F_VXLAN_CREATED (1U << 0) /* bpfnet created the VXLAN device */

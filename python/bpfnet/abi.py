@@ -63,7 +63,7 @@ BR_VNI_F_BRIDGE_CREATED = 1 << 1
 class BrCfg(ctypes.Structure):
     _fields_ = [("vxlan_ifindex", c_uint32), ("ageing_s", c_uint32),
                 ("flags", c_uint32), ("pad", c_uint32),
-                ("group", BpfnetIP), ("local", BpfnetIP)]
+                ("group", BpfnetIP), ("local", BpfnetIP), ("fdb_removed", c_uint64)]
 
 
 class BrVniVal(ctypes.Structure):
@@ -131,3 +131,130 @@ MIRRORS = {
 
 # enum name -> C names in value order, checked the same way
 ENUMS: dict = {}
+
+
+# --- include/mesh.h ----------------------------------------------------------
+MESH_PEER_MAX = 4096
+MESH_VNI_MAX = 4096
+MESH_CFG_F_VXLAN_CREATED = 1 << 0
+MESH_VNI_F_BRIDGE_CREATED = 1 << 0
+
+
+class MeshCfg(ctypes.Structure):
+    _fields_ = [("vxlan_ifindex", c_uint32), ("flags", c_uint32),
+                ("next_port", c_uint32), ("dstport", c_uint32), ("local", BpfnetIP)]
+
+
+class MeshPeerKey(ctypes.Structure):
+    _fields_ = [("vni", c_uint32), ("pad", c_uint32), ("remote", BpfnetIP)]
+
+
+class MeshPeerVal(ctypes.Structure):
+    _fields_ = [("port", c_uint32), ("id", c_uint32),
+                ("rx_pkts", c_uint64), ("rx_bytes", c_uint64)]
+
+
+class MeshPortVal(ctypes.Structure):
+    _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("pad", c_uint32),
+                ("tx_pkts", c_uint64), ("tx_bytes", c_uint64)]
+
+
+class MeshVniVal(ctypes.Structure):
+    _fields_ = [("bridge", c_uint32), ("flags", c_uint32)]
+
+
+class MeshStats(ctypes.Structure):
+    """struct mesh_stats: per-CPU counters; drop_* fields are drop reasons."""
+    _fields_ = [(n, c_uint64) for n in (
+        "rx", "tx", "drop_no_tunnel", "drop_unknown_peer", "drop_split_horizon",
+        "drop_no_config", "drop_tunnel_key")]
+
+
+MIRRORS.update({
+    "mesh_cfg": MeshCfg,
+    "mesh_peer_key": MeshPeerKey,
+    "mesh_peer_val": MeshPeerVal,
+    "mesh_port_val": MeshPortVal,
+    "mesh_vni_val": MeshVniVal,
+    "mesh_stats": MeshStats,
+})
+
+
+# include/gateway.h
+GW_CLIENT_MAX = 4096
+ETH_P_8021Q, ETH_P_8021AD = 0x8100, 0x88A8
+VLAN_VID_MASK = 0x0FFF
+
+
+class GwCfg(ctypes.Structure):
+    _fields_ = [("trunk", c_uint32), ("pad", c_uint32)]
+
+
+class GwClientKey(ctypes.Structure):
+    _fields_ = [("mac", Mac), ("pad", c_uint8 * 2)]
+
+
+class GwClientVal(ctypes.Structure):
+    _fields_ = [("worker", c_uint32), ("pad", c_uint32)]
+
+
+class GwVlanVal(ctypes.Structure):
+    """struct gw_vlan_val: vlan_tci host order; vlan_proto is __be16, read
+    and written here as a plain int (0x8100) by a big-endian field."""
+    _fields_ = [("trunk", c_uint32), ("vlan_tci", ctypes.c_uint16),
+                ("vlan_proto", ctypes.c_uint16.__ctype_be__),
+                ("rx_pkts", c_uint64), ("rx_bytes", c_uint64),
+                ("tx_pkts", c_uint64), ("tx_bytes", c_uint64), ("seen_ns", c_uint64)]
+
+
+class GwStats(ctypes.Structure):
+    """struct gw_stats: per-CPU counters; drop_* fields are drop reasons."""
+    _fields_ = [(n, c_uint64) for n in (
+        "rx", "tx", "learn", "move", "pass_untagged", "pass_unknown",
+        "pass_unlearned", "drop_short", "drop_vlan_pop", "drop_vlan_push")]
+
+
+MIRRORS.update({
+    "gw_cfg": GwCfg,
+    "gw_client_key": GwClientKey,
+    "gw_client_val": GwClientVal,
+    "gw_vlan_val": GwVlanVal,
+    "gw_stats": GwStats,
+})
+
+
+# include/monitor.h (the tunnel monitor)
+MON_FLOWS_MAX = 65536
+MON_DEFAULT_PORT = 4789
+
+
+class MonCfg(ctypes.Structure):
+    """struct mon_cfg: port in host order; 0 means MON_DEFAULT_PORT."""
+    _fields_ = [("ifindex", c_uint32), ("port", ctypes.c_uint16), ("pad", ctypes.c_uint16)]
+
+
+class MonFlowKey(ctypes.Structure):
+    """struct mon_flow_key: outer_sip <= outer_dip (both directions meet);
+    vni host order; inner addresses zero for non-IP inner frames."""
+    _fields_ = [("outer_sip", BpfnetIP), ("outer_dip", BpfnetIP), ("vni", c_uint32),
+                ("inner_sip", BpfnetIP), ("inner_dip", BpfnetIP)]
+
+
+class MonFlowVal(ctypes.Structure):
+    _fields_ = [("tx_pkts", c_uint64), ("tx_bytes", c_uint64),
+                ("rx_pkts", c_uint64), ("rx_bytes", c_uint64)]
+
+
+class MonStats(ctypes.Structure):
+    """struct mon_stats: per-CPU counters; every frame lands in one of vxlan,
+    other, fragment, malformed, no_room (new_flow and pulled are extra)."""
+    _fields_ = [(n, c_uint64) for n in (
+        "vxlan", "new_flow", "other", "fragment", "malformed", "no_room", "pulled")]
+
+
+MIRRORS.update({
+    "mon_cfg": MonCfg,
+    "mon_flow_key": MonFlowKey,
+    "mon_flow_val": MonFlowVal,
+    "mon_stats": MonStats,
+})

@@ -128,6 +128,11 @@ _PROTOTYPES = [
     ("bpf_map__pin_path", c_char_p, [c_void_p]),
     ("bpf_map__is_pinned", c_bool, [c_void_p]),
     ("bpf_map__unpin", c_int, [c_void_p, c_char_p]),
+    ("bpf_map__type", c_int, [c_void_p]),
+    ("bpf_map__key_size", c_u32, [c_void_p]),
+    ("bpf_map__value_size", c_u32, [c_void_p]),
+    ("bpf_map__max_entries", c_u32, [c_void_p]),
+    ("bpf_map__map_flags", c_u32, [c_void_p]),
     ("bpf_map__set_max_entries", c_int, [c_void_p, c_u32]),
     ("libbpf_num_possible_cpus", c_int, []),
     ("libbpf_strerror", c_int, [c_int, c_char_p, c_size_t]),
@@ -293,6 +298,12 @@ class BpfObject:
     def map_pin_path(self, name: str) -> str | None:
         p = _lib.bpf_map__pin_path(self._map(name))
         return p.decode() if p else None
+
+    def map_def(self, name: str) -> tuple[int, int, int, int, int]:
+        """(type, key_size, value_size, max_entries, map_flags) as declared."""
+        m = self._map(name)
+        return (_lib.bpf_map__type(m), _lib.bpf_map__key_size(m), _lib.bpf_map__value_size(m),
+                _lib.bpf_map__max_entries(m), _lib.bpf_map__map_flags(m))
 
     def program_names(self) -> list[str]:
         names, pos = [], None

@@ -202,3 +202,33 @@ def test_learning_is_per_port(br):
     assert str(ip_unpack(br.entry(MAC_A, PORT).remote)) == "10.0.0.2"
     assert str(ip_unpack(br.entry(MAC_A, 7).remote)) == "10.0.0.3"
     assert br.entry(MAC_A, 7).vni == 20
+
+
+def test_full_fdb_keeps_forwarding_known_flows_and_counts_evictions(br, pin_root):
+    """Learn 1000 more MACs than br_fdb holds while a known flow keeps
+    talking: it stays known (LRU), and the evictions are accounted."""
+    from bpfnet.functions.base import PinDir
+    from bpfnet.functions.bridge import Bridge as BridgeFn
+    br.add_vni(10)
+    br.inj_cfg[U32(0)] = InjectCfg(remote=ip_pack("10.0.0.2"), vni=10)
+    inject = br.inj.prog_fd("inject_tunnel")
+    base = bytearray(pkt_v4())
+    libbpf.prog_test_run(inject, pkt_v4(src_mac=MAC_A), ctx=abi.SkBuff())
+    n = abi.BR_FDB_MAX + 1000
+    for i in range(n):
+        base[6:12] = (0x020000000000 + 0x100000 + i).to_bytes(6, "big")
+        libbpf.prog_test_run(inject, bytes(base), ctx=abi.SkBuff())
+        if i % 512 == 0:  # the known flow keeps talking
+            assert br.egress(pkt_v4(dst_mac=MAC_A)).retval == TC_ACT_REDIRECT
+    assert br.stat("learn") == n + 1
+    before = br.stat("tx")
+    r = br.egress(pkt_v4(dst_mac=MAC_A))
+    assert r.retval == TC_ACT_REDIRECT and br.stat("tx") == before + 1  # still known: no flood
+    fn = BridgeFn(PinDir(pin_root, ""))  # the fixture pins at <pin_root>/bridge
+    try:
+        fill = fn.map_fill()["br_fdb"]
+        assert fill["max_entries"] == abi.BR_FDB_MAX
+        assert abi.BR_FDB_MAX - 1024 <= fill["entries"] <= abi.BR_FDB_MAX
+        assert fill["evictions"] == n + 1 - fill["entries"] >= 1000
+    finally:
+        fn.close()

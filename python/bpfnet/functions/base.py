@@ -149,6 +149,11 @@ class PinDir:
                 return
 
 
+def _unlink_quiet(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 class Undo:
     """A stack of compensating actions: a failing command runs them in
     reverse, so it leaves the system as it was."""
@@ -247,9 +252,78 @@ class Function:
     stats_map = ""
 
     # --- loading -------------------------------------------------------------
+    # Pinned maps whose definition differs from the object's (a new bpfnet
+    # with another max_entries, flags or layout) are migrated on load: the old
+    # pin is set aside as <name>_old, the object creates the new map, entries
+    # are copied (through a converter when the layout changed), the old pin
+    # goes. A layout change with no converter is refused, nothing changed.
+    # migrations: {(map, old key size, old value size): fn(key, value) ->
+    # (key, value) on bytes}
+    migrations: dict = {}
+
+    def _migration_plan(self, obj: libbpf.BpfObject) -> list:
+        plan = []
+        for name in obj.map_names():
+            pin = os.path.join(self.dir, name)
+            if name not in self.maps or not os.path.exists(pin):
+                continue
+            fd = libbpf.obj_get(pin)
+            try:
+                info = libbpf.map_info(fd)
+            finally:
+                os.close(fd)
+            have = (info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
+            want = obj.map_def(name)
+            if have == want:
+                continue
+            if have[:3] == want[:3]:
+                conv = None  # same layout: copied as is
+            else:
+                conv = self.migrations.get((name, info.key_size, info.value_size))
+                if conv is None or have[0] != want[0]:
+                    raise KernelError(
+                        f"pinned map {name} (type {have[0]}, key {have[1]} B, value {have[2]} B) "
+                        f"does not match {os.path.basename(self.obj_path)} (type {want[0]}, key "
+                        f"{want[1]} B, value {want[2]} B) and has no migration: "
+                        f"`bpfnetctl unload {self.name}` starts afresh")
+            plan.append((name, conv, have, want))
+        return plan
+
+    def _migrate(self, plan, undo: Undo) -> None:
+        for name, conv, have, want in plan:
+            pin = os.path.join(self.dir, name)
+            old = os.path.join(self.dir, f"{name}_old")
+            os.replace(pin, old)
+            undo.push(os.replace, old, pin)
+
+    def _copy_migrated(self, plan) -> None:
+        ncpu = libbpf.num_possible_cpus()
+        for name, conv, have, want in plan:
+            percpu = have[0] in (5, 6, 10)
+            vsz = lambda n: ((n + 7) // 8 * 8) * ncpu if percpu else n  # noqa: E731
+            old_path = os.path.join(self.dir, f"{name}_old")
+            src = Map.pinned(old_path, ctypes.c_uint8 * have[1], ctypes.c_uint8 * vsz(have[2]))
+            dst = Map.pinned(os.path.join(self.dir, name), ctypes.c_uint8 * want[1],
+                             ctypes.c_uint8 * vsz(want[2]))
+            try:
+                for k, v in src.items():
+                    kb, vb = bytes(k), bytes(v)
+                    if conv is not None:
+                        kb, vb = conv(kb, vb)
+                    try:
+                        dst[dst.key_type.from_buffer_copy(kb)] = dst.value_type.from_buffer_copy(vb)
+                    except libbpf.BpfError as e:
+                        if e.errno not in (errno.E2BIG, errno.ENOSPC):
+                            raise
+            finally:
+                src.close()
+                dst.close()
+            os.unlink(old_path)
+
     def open_object(self, undo: Undo) -> libbpf.BpfObject:
-        """Opens and loads the object, reusing or creating the pinned maps.
-        On failure of the whole command, maps this call pinned are removed."""
+        """Opens and loads the object, reusing (or migrating) the pinned maps
+        or creating them. On failure of the whole command, maps this call
+        pinned are removed and migrated ones put back."""
         if not os.path.exists(self.obj_path):
             raise NotFound(f"object {self.obj_path} not found: run make")
         fresh = not os.path.isdir(self.dir)
@@ -259,13 +333,15 @@ class Function:
             undo.push(self.remove_pins)
         obj = libbpf.BpfObject.open(self.obj_path, pin_root=self.dir)
         try:
+            plan = self._migration_plan(obj)
+            self._migrate(plan, undo)
+            before = set(os.listdir(self.dir))
             obj.load()
-        except libbpf.BpfError as e:
+            for f in set(os.listdir(self.dir)) - before:
+                undo.push(_unlink_quiet, os.path.join(self.dir, f))
+            self._copy_migrated(plan)
+        except BaseException:
             obj.close()
-            if e.errno == errno.EINVAL and any("incompatible" in ln or "didn't match" in ln
-                                               for ln in e.log):
-                raise KernelError(f"pinned maps in {self.dir} do not match {self.obj_path} "
-                                  f"(layout changed): unload {self.name} first") from e
             raise
         for m in self.maps:
             p = os.path.join(self.dir, m)
@@ -388,13 +464,22 @@ class Function:
         finally:
             m.close()
 
+    def evictions(self, name: str, entries: int) -> int | None:
+        """How many entries an LRU map evicted, where the function can tell."""
+        return None
+
     def map_fill(self) -> dict[str, dict]:
+        """{map: {"entries", "max_entries", "evictions" (LRU maps)}}."""
         out = {}
         for name, spec in self.maps.items():
             m = self.map(name)
-            if spec[0] == "percpu" or m.info.type == 2:  # arrays are always full
+            if m.info.type in (2, 6):  # arrays (plain, per-CPU) are always full
                 n = m.max_entries
+            elif m.info.type in (1, 9):  # hash, LRU hash: batch walk
+                n = len(m.dump())
             else:
                 n = len(m.keys_list())
             out[name] = {"entries": n, "max_entries": m.max_entries}
+            if m.info.type in (9, 10):  # LRU_HASH, LRU_PERCPU_HASH
+                out[name]["evictions"] = self.evictions(name, n)
         return out

@@ -308,7 +308,20 @@ class Bridge(Function):
             self._vni(vni)
         fdb = self.map("br_fdb")
         keys = [k for k, v in fdb.dump() if vni is None or v.vni == vni]
-        return fdb.delete_many(keys) if keys else 0
+        n = fdb.delete_many(keys) if keys else 0
+        if n:
+            cfg = self.cfg()
+            cfg.fdb_removed += n
+            self.map("br_cfg")[C_U32(0)] = cfg
+        return n
+
+    def evictions(self, name: str, entries: int) -> int | None:
+        """Entries the LRU br_fdb evicted: every new entry is counted as
+        learn; it leaves by ageing, by the control plane, or by eviction."""
+        if name != "br_fdb":
+            return None
+        st = self.stats()
+        return max(0, st["learn"] - st["aged"] - self.cfg().fdb_removed - entries)
 
     # --- status ----------------------------------------------------------------
     def status(self) -> dict:
