@@ -1,0 +1,20 @@
+"""bpfnet benchmarks: ``make bench`` (``python -m bpfnet.bench --out build/bench``).
+
+Side by side in one run on one machine, variants interleaved (A B C A B C)
+so that a noisy neighbour hurts every variant alike; each figure is the
+median of the rounds with min and max, and a ratio against the kernel's own
+variant from the same run.
+
+    datapath.py  two hosts in namespaces, tenant to tenant: TCP (iperf3) and
+                 64-byte UDP frames per second, for bpfnet bridge, mesh and
+                 bridge + monitor, the kernel's VXLAN + Linux bridge
+                 (multicast learning), the kernel's VXLAN with a unicast
+                 flood list, and no encapsulation at all
+    progs.py     each program under BPF_PROG_TEST_RUN: ns per packet
+    control.py   `bpfnetctl load bridge` as a whole process; FDB provisioning
+                 and dumps, bpfnet batch map operations against the kernel
+                 FDB over netlink
+    report.py    summaries, the Markdown table and the JSON file
+
+Benchmarks are not tests: nothing here asserts a time.
+"""

@@ -1,0 +1,240 @@
+"""Per packet: each bpfnet program under BPF_PROG_TEST_RUN.
+
+The objects are loaded with their maps pinned in a throwaway directory and
+provisioned as a running instance would be: one VNI whose port is ifindex 1
+(lo, the one device test_run can bind skb->ifindex to), a made-up VXLAN
+ifindex 42, and the peer's MAC learned. Each case runs ``repeat`` times in
+the kernel per call (the kernel reports the mean ns per run); cases are
+interleaved across rounds like the data path variants.
+
+Ingress programs need tunnel metadata, which test_run cannot pass in: as in
+tests/prog, build/tests/tunnel_inject.bpf.o sets it and tail-calls the
+program. Its own cost is measured alone ("injector only": the tail call
+finds no program) so it can be subtracted.
+
+Frame sizes are the bytes handed to the program, Ethernet header on, no FCS.
+The monitor sees VXLAN frames: its "64 B" case carries a 64-byte inner frame.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import struct
+import time
+import uuid
+
+from .. import abi, libbpf
+from ..abi import ip_pack
+from ..functions.base import ensure_bpffs, obj_dir
+from ..maps import Map
+
+TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = -1, 0, 2, 7
+PORT, VXLAN, VNI = 1, 42, 10
+MAC_A = bytes.fromhex("020000000a01")   # local tenant
+MAC_B = bytes.fromhex("020000000a02")   # remote tenant, learned
+BCAST = b"\xff" * 6
+REMOTE, LOCAL, GROUP = "10.99.0.2", "10.99.0.1", "239.1.1.1"
+SIZES = (64, 1400)
+U32 = ctypes.c_uint32
+INJECT_OBJ = os.path.join(os.path.dirname(obj_dir()), "tests", "tunnel_inject.bpf.o")
+
+
+# --- frames --------------------------------------------------------------------
+
+def _ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
+    s = bytes(int(x) for x in src.split("."))
+    d = bytes(int(x) for x in dst.split("."))
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0,
+                       s, d) + payload
+
+
+def _udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def frame(size: int, dst: bytes = MAC_B, src: bytes = MAC_A) -> bytes:
+    """An Ethernet/IPv4/UDP frame of ``size`` bytes."""
+    pay = b"\0" * max(0, size - 14 - 20 - 8)
+    return dst + src + b"\x08\x00" + _ipv4("192.168.0.1", "192.168.0.2", 17, _udp(1000, 2000, pay))
+
+
+def vxlan_frame(inner: bytes) -> bytes:
+    """``inner`` in Ethernet/IPv4/UDP 4789/VXLAN (VNI 10), host to host."""
+    vx = struct.pack("!II", 0x08000000, VNI << 8) + inner
+    return (bytes.fromhex("020000990002") + bytes.fromhex("020000990001") + b"\x08\x00"
+            + _ipv4(LOCAL, REMOTE, 17, _udp(49152, 4789, vx)))
+
+
+class InjectCfg(ctypes.Structure):  # tests/progs/tunnel_inject.bpf.c
+    _fields_ = [("remote", abi.BpfnetIP), ("vni", ctypes.c_uint32), ("ipv6", ctypes.c_uint32)]
+
+
+# --- objects ---------------------------------------------------------------------
+
+class Objects:
+    """Loads objects with maps pinned under one throwaway bpffs directory."""
+
+    def __init__(self):
+        self.root = f"/sys/fs/bpf/bpfnet-bench-{uuid.uuid4().hex[:8]}"
+        ensure_bpffs(self.root)
+        self.objs: list[libbpf.BpfObject] = []
+
+    def load(self, path: str, pinned: bool = True) -> libbpf.BpfObject:
+        d = os.path.join(self.root, os.path.basename(path).split(".")[0])
+        os.makedirs(d, exist_ok=True)
+        o = libbpf.BpfObject.open(path, pin_root=d if pinned else None)
+        self.objs.append(o)
+        o.load()
+        return o
+
+    def close(self):
+        for o in self.objs:
+            o.close()
+        self.objs.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _map(obj, name, k, v):
+    return Map(obj.map_fd(name), k, v, name, owned=False)
+
+
+class Case:
+    """One program on one kind of frame; ``run`` returns ns per packet."""
+
+    def __init__(self, fn: str, prog: str, what: str, fd: int, frames: dict, ctx_kw: dict,
+                 expect: int, before=None):
+        self.fn, self.prog, self.what = fn, prog, what
+        self.fd, self.frames, self.ctx_kw = fd, frames, ctx_kw
+        self.expect, self.before = expect, before
+
+    def run(self, size: int, repeat: int) -> tuple[float, int]:
+        if self.before:
+            self.before()
+        r = libbpf.prog_test_run(self.fd, self.frames[size], ctx=abi.SkBuff(**self.ctx_kw),
+                                 repeat=repeat)
+        return float(r.duration), ctypes.c_int32(r.retval).value
+
+
+def bridge_cases(objs: Objects, inj) -> list[Case]:
+    o = objs.load(os.path.join(obj_dir(), "bridge.bpf.o"))
+    _map(o, "br_cfg", U32, abi.BrCfg)[U32(0)] = abi.BrCfg(
+        vxlan_ifindex=VXLAN, ageing_s=300, group=ip_pack(GROUP), local=ip_pack(LOCAL))
+    _map(o, "br_vni", U32, abi.BrVniVal)[U32(VNI)] = abi.BrVniVal(
+        port=PORT, bridge=99, group=ip_pack(GROUP))
+    _map(o, "br_port", U32, abi.BrPortVal)[U32(PORT)] = abi.BrPortVal(vni=VNI)
+    fdb = _map(o, "br_fdb", abi.BrFdbKey, abi.BrFdbVal)
+    fdb_val = abi.BrFdbVal(remote=ip_pack(REMOTE), vni=VNI, rx_pkts=1)
+
+    def learned():  # the remote tenant is known and fresh
+        fdb_val.seen_ns = time.monotonic_ns()
+        fdb[abi.BrFdbKey(mac=abi.Mac.from_buffer_copy(MAC_B), port=PORT)] = fdb_val
+
+    learned()
+    uni = {s: frame(s) for s in SIZES}
+    bc = {s: frame(s, dst=BCAST) for s in SIZES}
+    from_remote = {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES}
+    eg = o.prog_fd("bridge_egress")
+    cases = [Case("bridge", "bridge_egress", "known unicast (FDB hit)", eg, uni,
+                  {"ifindex": PORT}, TC_ACT_REDIRECT, learned),
+             Case("bridge", "bridge_egress", "broadcast (flood)", eg, bc,
+                  {"ifindex": PORT}, TC_ACT_REDIRECT)]
+    if inj is not None:
+        cases.append(_inject_case(inj, o.prog_fd("bridge_ingress"), "bridge", "bridge_ingress",
+                                  "from a known remote (learned)", from_remote, learned))
+    return cases
+
+
+def _inject_case(inj, target_fd: int, fn: str, prog: str, what: str, frames, before=None):
+    progs_fd = inj.map_fd("inject_progs")
+    cfg = _map(inj, "inject_cfg", U32, InjectCfg)
+
+    def setup():
+        cfg[U32(0)] = InjectCfg(remote=ip_pack(REMOTE), vni=VNI)
+        libbpf.update(progs_fd, U32(0), ctypes.c_int(target_fd))
+        if before:
+            before()
+    return Case(fn, prog, what + " (+ injector)", inj.prog_fd("inject_tunnel"), frames,
+                {"ifindex": PORT}, TC_ACT_REDIRECT, setup)
+
+
+def injector_case(inj) -> Case:
+    progs_fd = inj.map_fd("inject_progs")
+    cfg = _map(inj, "inject_cfg", U32, InjectCfg)
+
+    def setup():
+        cfg[U32(0)] = InjectCfg(remote=ip_pack(REMOTE), vni=VNI)
+        libbpf.delete(progs_fd, U32(0))
+    return Case("test", "inject_tunnel", "injector only (tail call misses)",
+                inj.prog_fd("inject_tunnel"), {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES},
+                {"ifindex": PORT}, 97, setup)
+
+
+def mesh_cases(objs: Objects, inj) -> list[Case]:
+    o = objs.load(os.path.join(obj_dir(), "mesh.bpf.o"))
+    _map(o, "mesh_cfg", U32, abi.MeshCfg)[U32(0)] = abi.MeshCfg(
+        vxlan_ifindex=VXLAN, dstport=4789, local=ip_pack(LOCAL))
+    _map(o, "mesh_ports", U32, abi.MeshPortVal)[U32(PORT)] = abi.MeshPortVal(
+        remote=ip_pack(REMOTE), vni=VNI)
+    _map(o, "mesh_peers", abi.MeshPeerKey, abi.MeshPeerVal)[
+        abi.MeshPeerKey(vni=VNI, remote=ip_pack(REMOTE))] = abi.MeshPeerVal(port=PORT)
+    uni = {s: frame(s) for s in SIZES}
+    cases = [Case("mesh", "mesh_egress", "to its peer", o.prog_fd("mesh_egress"), uni,
+                  {"ifindex": PORT}, TC_ACT_REDIRECT)]
+    if inj is not None:
+        cases.append(_inject_case(inj, o.prog_fd("mesh_ingress"), "mesh", "mesh_ingress",
+                                  "from a known peer", {s: frame(s, dst=MAC_A, src=MAC_B)
+                                                        for s in SIZES}))
+    return cases
+
+
+def monitor_cases(objs: Objects) -> list[Case]:
+    o = objs.load(os.path.join(obj_dir(), "monitor.bpf.o"))
+    frames = {s: vxlan_frame(frame(s if s == 64 else s - 50)) for s in SIZES}
+    return [Case("monitor", p, "VXLAN frame (flow known)", o.prog_fd(p), frames,
+                 {"ifindex": PORT}, TC_ACT_UNSPEC) for p in ("monitor_egress", "monitor_ingress")]
+
+
+def run(rounds: int, repeat: int, log) -> dict:
+    """{"repeat": n, "cases": [{fn, prog, what, ns: {size: summary}, verdict}]}."""
+    from .report import summary
+    objs = Objects()
+    rows, cases = [], []
+    try:
+        inj = None
+        if os.path.exists(INJECT_OBJ):
+            inj = objs.load(INJECT_OBJ, pinned=False)
+        else:
+            log(f"  {INJECT_OBJ} not built: ingress programs skipped (run make)")
+        builders = [("bridge", lambda: bridge_cases(objs, inj)),
+                    ("mesh", lambda: mesh_cases(objs, inj)),
+                    ("monitor", lambda: monitor_cases(objs))]
+        for fn, build in builders:
+            if not os.path.exists(os.path.join(obj_dir(), f"{fn}.bpf.o")):
+                rows.append({"fn": fn, "status": "not available: object not built"})
+                continue
+            try:
+                cases += build()
+            except Exception as e:
+                rows.append({"fn": fn, "status": f"failed: {type(e).__name__}: {e}"})
+                log(f"  {fn}: {rows[-1]['status']}")
+        if inj is not None:
+            cases.append(injector_case(inj))
+        got = {(id(c), s): [] for c in cases for s in SIZES}
+        verdicts: dict = {}
+        for _ in range(rounds):
+            for s in SIZES:
+                for c in cases:
+                    ns, verdict = c.run(s, repeat)
+                    got[(id(c), s)].append(ns)
+                    verdicts[id(c)] = verdict
+        for c in cases:
+            ok = verdicts.get(id(c)) == c.expect
+            rows.append({"fn": c.fn, "prog": c.prog, "what": c.what,
+                         "status": "ok" if ok else
+                         f"unexpected verdict {verdicts.get(id(c))} (expected {c.expect})",
+                         "ns": {str(s): summary(got[(id(c), s)]) for s in SIZES}})
+    finally:
+        objs.close()
+    return {"repeat": repeat, "rounds": rounds, "sizes": list(SIZES), "cases": rows}
+
