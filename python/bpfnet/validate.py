@@ -100,3 +100,11 @@ def listen(text: str) -> tuple[str, int]:
     host = host.strip("[]")
     ip(host)
     return host, udp_port(port)
+
+
+def count(text: str) -> int:
+    """A number of rounds (``stats --watch --count N``): 1..1000000."""
+    v = _int(text, "count")
+    if not 1 <= v <= 1_000_000:
+        raise ConfigError(f"invalid count {text!r}: must be 1..1000000")
+    return v
