@@ -237,10 +237,13 @@ class Function:
             self._open_maps[name] = m
         return m
 
-    def close(self):
+    def close_maps(self):
         for m in self._open_maps.values():
             m.close()
         self._open_maps.clear()
+
+    def close(self):
+        self.close_maps()
         if self._net is not None:
             self._net.close()
             self._net = None
@@ -361,7 +364,7 @@ class Function:
             os.replace(tmp, path)
 
     def remove_pins(self) -> None:
-        self.close()
+        self.close_maps()
         if os.path.isdir(self.dir):
             for f in os.listdir(self.dir):
                 with contextlib.suppress(FileNotFoundError):
