@@ -125,7 +125,8 @@ def add_json(sp):
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "(none)"
-    columns = columns or list(rows[0].keys())
+    if columns is None:  # every key any row has, in first-seen order
+        columns = list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(v):
         if isinstance(v, list):
