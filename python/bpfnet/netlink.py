@@ -93,6 +93,11 @@ class Net:
     def mtu(self, index: int) -> int:
         return self.link(index).get_attr("IFLA_MTU")
 
+    def is_ether(self, index: int) -> bool:
+        """True for an Ethernet device (ARPHRD_ETHER: NIC, veth, bond, VLAN,
+        tap...), whose frames carry MACs and VLAN tags; false for lo, tun..."""
+        return self.link(index)["ifi_type"] == 1
+
     def add_veth(self, name: str, peer: str) -> int:
         self.ipr.link("add", ifname=name, kind="veth", peer=peer)
         return self.index(name)
