@@ -419,3 +419,48 @@ def test_bad_input_exits_2_and_changes_nothing(sim, argv, msg):
     with sim.ipr(h) as ipr:
         idx = ipr.link_lookup(ifname="eth0")[0]
         assert "clsact" not in [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(idx)]
+
+
+def test_ui_command_listens_where_the_caller_is(native):
+    """`bpfnetctl --netns H ui` shows H's monitor but listens on the caller's
+    loopback (here the test's namespace), so a browser there reaches it."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    from conftest import ROOT
+    sim, (h0, _) = native["sim"], native["hosts"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([os.path.join(ROOT, "bpfnetctl"), "--pin-root", sim.pin_root,
+                          "--netns", h0, "ui", "--listen", f"127.0.0.1:{port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first and "eth0" in first
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json",
+                                            timeout=5) as r:
+                    st = json.loads(r.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert (st["namespace"], st["device"]) == (h0, "eth0")
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert "ui: stopped" in out
+
+
+def test_demo(root):
+    from bpfnet.demos import monitor as demo
+    lines = []
+    assert demo.run(keep=False, say=lines.append) == 0
+    text = "\n".join(lines)
+    assert "PASS" in text and "FAIL" not in text
+    assert text.count(" yes") == len(demo.VNIS)

@@ -22,7 +22,9 @@
   const isZero = (ip) => ip === "0.0.0.0" || ip === "::";
   const isGroup = (ip) => /^ff/i.test(ip) || (/^\d+\./.test(ip) && +ip.split(".")[0] >= 224 &&
                                              +ip.split(".")[0] <= 239);
-  const label = (ip) => (isZero(ip) ? "non-IP" : ip + (isGroup(ip) ? " (group)" : ""));
+  // an all-zero inner address is a non-IP frame, or an unspecified source
+  const label = (ip) => (isZero(ip) ? ip + " / non-IP" : ip + (isGroup(ip) ? " (group)" : ""));
+  const innerLabel = (ip, other) => (isZero(ip) && isZero(other) ? "non-IP" : ip);
 
   const svg = d3.select("#chord").attr("viewBox", [-410, -395, 820, 790]);
   const gRibbons = svg.append("g").attr("class", "ribbons");
@@ -121,7 +123,8 @@
       .attr("transform", (d) => `rotate(${(midAngle(d) * 180) / Math.PI - 90}) ` +
         `translate(${OUTER_R + 8})${midAngle(d) > Math.PI ? " rotate(180)" : ""}`);
     all.select("tspan.name").text((d) => label(names[d.index]));
-    all.select("tspan.sub").text((d) => fmtValue(d.value));
+    // tiny arcs (floods to a group) keep their name but not their figure
+    all.select("tspan.sub").text((d) => (d.endAngle - d.startAngle > 0.02 ? fmtValue(d.value) : ""));
 
     const ribbons = gRibbons.selectAll("path:not(.exiting)")
       .data(chords, (d) => view + names[d.source.index] + ">" + names[d.target.index]);
@@ -182,8 +185,8 @@
     table([
       { title: "VNI", num: true, get: (r) => r.vni },
       { title: "peer host", get: (r) => label(r.peer) },
-      { title: "inner IP", get: (r) => label(r.src) },
-      { title: "inner IP", get: (r) => label(r.dst) },
+      { title: "inner IP", get: (r) => innerLabel(r.src, r.dst) },
+      { title: "inner IP", get: (r) => innerLabel(r.dst, r.src) },
       { title: state.mode === "rates" ? "rate" : "bytes", num: true, get: (r) => fmtValue(r.value) },
       { title: "tx", num: true, get: (r) => fmtBytes(r.tx) },
       { title: "rx", num: true, get: (r) => fmtBytes(r.rx) },
