@@ -164,6 +164,11 @@ class Net:
             return None
         return r[0].get_attr("RTA_OIF") if r else None
 
+    def local_addresses(self) -> list[str]:
+        """Every address of every device in this namespace (mesh: a peer
+        must not be one of ours)."""
+        return [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr()]
+
     # --- tc ------------------------------------------------------------------
     def clsact(self, index: int) -> bool:
         """Ensures a clsact qdisc; True if this call created it."""
