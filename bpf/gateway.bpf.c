@@ -132,7 +132,7 @@ int gw_phys2virt(struct __sk_buff *skb)
 	}
 	eth_copy(ck.mac, eth->h_source);
 	client = bpf_map_lookup_elem(&gw_clients, &ck);
-	if (!client) {
+	if (!client || (client->flags & GW_CLIENT_F_PENDING)) {
 		stats_inc(gw_stats, pass_unknown);
 		return TC_ACT_UNSPEC;
 	}

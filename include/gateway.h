@@ -23,8 +23,14 @@ struct gw_client_key {
 
 struct gw_client_val {
 	__u32 worker;           /* ifindex of the worker port (host side of its veth) */
-	__u32 pad;
+	__u32 flags;            /* GW_CLIENT_F_* */
 };
+
+/* `client add` writes the entry first, as intent, then attaches the way
+ * back, then clears this flag: until then the data path treats the MAC as no
+ * client, and a command killed half-way leaves an entry that names the port
+ * to clean up. */
+#define GW_CLIENT_F_PENDING (1U << 0)
 
 /* gw_vlan_fdb: worker ifindex -> where its client was last seen, learned by
  * phys2virt on every frame, plus the client's traffic counters. Bytes are
@@ -49,7 +55,7 @@ struct gw_stats {
 	__u64 learn;            /* clients learned (their first tagged frame) */
 	__u64 move;             /* clients seen on another VLAN, TPID or trunk */
 	__u64 pass_untagged;    /* untagged frames on the trunk */
-	__u64 pass_unknown;     /* tagged frames from a MAC that is no client */
+	__u64 pass_unknown;     /* tagged frames from a MAC that is no client (yet) */
 	__u64 pass_unlearned;   /* worker frames before its client was seen */
 	__u64 drop_short;       /* frame or VLAN header truncated */
 	__u64 drop_vlan_pop;    /* bpf_skb_vlan_pop failed */

@@ -182,6 +182,7 @@ MIRRORS.update({
 
 # include/gateway.h
 GW_CLIENT_MAX = 4096
+GW_CLIENT_F_PENDING = 1 << 0
 ETH_P_8021Q, ETH_P_8021AD = 0x8100, 0x88A8
 VLAN_VID_MASK = 0x0FFF
 
@@ -195,7 +196,7 @@ class GwClientKey(ctypes.Structure):
 
 
 class GwClientVal(ctypes.Structure):
-    _fields_ = [("worker", c_uint32), ("pad", c_uint32)]
+    _fields_ = [("worker", c_uint32), ("flags", c_uint32)]
 
 
 class GwVlanVal(ctypes.Structure):

@@ -198,6 +198,36 @@ def test_client_del_stops_steering_and_detaches(topo):
     assert (r["vlan"], r["rx_pkts"], r["tx_pkts"]) == (c["vlan"], 2, 2)   # counters start afresh
 
 
+def test_a_client_add_killed_half_way_is_cleared(topo):
+    """A `client add` killed after writing its intent leaves a pending entry:
+    the trunk does not steer that MAC, `client show` does not list it, and
+    the next `client add` clears it (or `client del`, or unload)."""
+    from bpfnet import abi
+    from bpfnet.abi import GwClientKey, GwClientVal, mac_pack
+    from bpfnet.maps import Map
+    sim = topo["sim"]
+    c, w = topo["clients"][2], topo["workers"][2]
+    pin_all(topo)
+    assert ctl(topo, "client", "del", c["mac"])[0] == 0
+    try:
+        path = os.path.join(sim.pin_root, topo["gw"], "gateway", "gw_clients")
+        with Map.pinned(path, GwClientKey, GwClientVal) as m:
+            m[GwClientKey(mac=mac_pack(c["mac"]))] = GwClientVal(
+                worker=sim.idx(topo["gw"], w["port"]), flags=abi.GW_CLIENT_F_PENDING)
+        n0 = counters(topo)
+        assert sim.ping(c["ns"], demo.WORKER_IP, count=2, interval=0.05, deadline=2) == 0
+        assert counters(topo)["pass_unknown"] - n0["pass_unknown"] >= 2
+        assert c["mac"] not in show(topo)
+        st = json.loads(ctl(topo, "status", "--json")[1])["functions"]["gateway"]
+        assert (st["clients"], st["pending"]) == (2, 1)
+    finally:
+        code, _, err = ctl(topo, "client", "add", c["mac"], "--worker", w["port"])
+        assert code == 0, err
+    st = json.loads(ctl(topo, "status", "--json")[1])["functions"]["gateway"]
+    assert (st["clients"], st["pending"]) == (3, 0)
+    assert sim.ping(c["ns"], demo.WORKER_IP, count=2, interval=0.05) == 2
+
+
 @pytest.mark.parametrize("argv,msg", [
     (("client", "add", "02:00:00:00:10:01", "--worker", "w1"), "already exists"),
     (("client", "add", "02:00:00:00:10:09", "--worker", "w1"), "already serves client"),
@@ -305,6 +335,33 @@ def test_unload_leaves_the_users_devices_as_they_were(sim, one, monkeypatch, att
     assert sim.ping(c["ns"], demo.WORKER_IP, count=1, deadline=1) == 0
     code, _, err = gwctl(sim, gw, "client", "show")
     assert code == 2 and "not loaded" in err
+
+
+def test_a_load_killed_half_way_is_cleared(sim, one, monkeypatch):
+    """Programs are pinned last: without them the gateway is "partial" (a
+    first load killed half-way). unload clears it, filters included (tc
+    mode: they outlive the pins), and load starts afresh."""
+    monkeypatch.setenv("BPFNET_ATTACH", "tc")
+    gw = one["gw"]
+    before = snapshot(sim, gw)
+    d = os.path.join(sim.pin_root, gw, "gateway")
+
+    def kill_half_way():
+        demo.provision_gateway(sim, one)
+        for prog in ("gw_phys2virt", "gw_virt2phys"):
+            os.unlink(os.path.join(d, prog))
+        code, _, err = gwctl(sim, gw, "client", "show")
+        assert code == 2 and "not loaded" in err
+
+    kill_half_way()
+    assert gwctl(sim, gw, "unload", "gateway")[0] == 0
+    assert snapshot(sim, gw) == before
+    kill_half_way()
+    code, out, err = gwctl(sim, gw, "load", "gateway", "--trunk", "trunk0")
+    assert (code, out.strip()) == (0, "gateway: loaded on trunk trunk0"), err
+    assert json.loads(gwctl(sim, gw, "client", "show", "--json")[1]) == []
+    assert gwctl(sim, gw, "unload", "gateway")[0] == 0
+    assert snapshot(sim, gw) == before
 
 
 def test_failed_load_leaves_nothing(sim, one):

@@ -128,6 +128,20 @@ def test_unknown_mac_passes_untouched(gw, tpid):
     assert gw.nonzero_stats() == {"pass_unknown": 1}
 
 
+def test_client_still_being_added_is_not_steered(gw):
+    """`client add` writes the entry pending first (intent), attaches the
+    way back, then clears the flag: until then the MAC is no client."""
+    gw.clients[GwClientKey(mac=mac_pack(MAC_A))] = GwClientVal(
+        worker=WORKER, flags=abi.GW_CLIENT_F_PENDING)
+    f = frame(vid=10)
+    r = gw.phys2virt(f)
+    assert (r.retval, r.data, r.ctx.cb[0]) == (TC_ACT_UNSPEC, f, 0)
+    assert len(gw.fdb) == 0
+    assert gw.nonzero_stats() == {"pass_unknown": 1}
+    gw.add_client(MAC_A, WORKER)   # ready
+    assert gw.phys2virt(f).retval == TC_ACT_REDIRECT
+
+
 def test_truncated_vlan_header_is_dropped_and_counted(gw):
     gw.add_client(MAC_A, WORKER)
     f = bytes(eth(MAC_B, MAC_A, type_=ETH_P_8021Q)) + b"\x00\x0a"   # half a tag

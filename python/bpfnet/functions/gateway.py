@@ -14,6 +14,7 @@ otherwise (a clsact qdisc it had to add goes away with its last filter).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -55,6 +56,8 @@ class Gateway(Function):
         net = self.net
         if self.is_loaded():
             return self._upgrade(trunk)
+        if self.is_partial():
+            self._recover()
         if trunk is None:
             raise ConfigError("no trunk: give --trunk DEV")
         idx = net.index(trunk)
@@ -62,6 +65,8 @@ class Gateway(Function):
         with Undo() as undo:
             obj = self.open_object(undo)
             try:
+                # intent first: a run killed after attaching still tells the
+                # next load or unload which device to clear
                 self.map("gw_cfg")[C_U32(0)] = GwCfg(trunk=idx)
                 self.attach(idx, "ingress", obj.prog_fd("gw_phys2virt"), "gw_phys2virt", undo)
                 self.pin_programs(obj)
@@ -90,7 +95,22 @@ class Gateway(Function):
                 obj.close()
         return {"upgraded": True, "trunk": net.name(cfg.trunk), "trunk_ifindex": cfg.trunk}
 
+    def _recover(self) -> None:
+        """Clears what a first load that died half-way left: the trunk's
+        attach point, any client's, and the pins (tcx links go with them)."""
+        with contextlib.suppress(Exception):
+            trunk = self.cfg().trunk
+            if trunk:
+                self.detach(trunk, "ingress")
+        with contextlib.suppress(Exception):
+            for k, v in self.map("gw_clients").items():
+                self._client_teardown(k, v)
+        self.remove_pins()
+
     def unload(self) -> None:
+        if self.is_partial():
+            self._recover()
+            return
         self.require_loaded()
         cfg = self.cfg()
         for k, v in self.map("gw_clients").items():
@@ -106,7 +126,8 @@ class Gateway(Function):
         net = self.net
         clients = self.map("gw_clients")
         key = GwClientKey(mac=mac_pack(mac))
-        if key in clients:
+        old = clients.get(key)
+        if old is not None and not old.flags & abi.GW_CLIENT_F_PENDING:
             raise ConfigError(f"client {mac} already exists (client del it first)")
         idx = net.index(worker)
         if idx == self.cfg().trunk:
@@ -114,19 +135,27 @@ class Gateway(Function):
         self._check_port(idx, worker, "worker", "gw_virt2phys")
         items = clients.items()
         for k, v in items:
-            if v.worker == idx:
+            if v.worker == idx and not v.flags & abi.GW_CLIENT_F_PENDING:
                 raise ConfigError(f"worker {worker} already serves client {mac_unpack(k.mac)}")
         if len(items) >= abi.GW_CLIENT_MAX:
             raise ConfigError(f"the gateway holds at most {abi.GW_CLIENT_MAX} clients")
+        # entries a killed `client add` left pending: commands are
+        # serialized, so none of them is in progress
+        for k, v in items:
+            if v.flags & abi.GW_CLIENT_F_PENDING:
+                self._client_teardown(k, v)
         prog_fd = self.prog_pin_fd("gw_virt2phys")
         try:
             with Undo() as undo:
+                # intent first (pending: the trunk does not steer it yet)
+                clients.insert(key, GwClientVal(worker=idx, flags=abi.GW_CLIENT_F_PENDING))
+                undo.push(clients.discard, key)
                 self.attach(idx, "ingress", prog_fd, "gw_virt2phys", undo)
                 # an entry left by an earlier client of this port (learned
                 # while it was being deleted) must not lend its VLAN
                 self.map("gw_vlan_fdb").discard(C_U32(idx))
                 # last: from here on the trunk steers this MAC
-                clients.insert(key, GwClientVal(worker=idx))
+                clients[key] = GwClientVal(worker=idx)
         finally:
             os.close(prog_fd)
         return {"mac": str(mac), "worker": worker}
@@ -150,12 +179,15 @@ class Gateway(Function):
 
     def clients(self) -> list[dict]:
         """One row per client: its worker port, the VLAN it was last seen on
-        (None before its first tagged frame) and its counters."""
+        (None before its first tagged frame) and its counters. Entries a
+        killed `client add` left pending are not clients (yet)."""
         self.require_loaded()
         fdb = self.map("gw_vlan_fdb")
         now = time.monotonic_ns()
         rows = []
         for k, v in self.map("gw_clients").items():
+            if v.flags & abi.GW_CLIENT_F_PENDING:
+                continue
             row = {"mac": str(mac_unpack(k.mac)), "worker": self.net.name(v.worker),
                    "vlan": None, "proto": None, "pcp": None,
                    "rx_pkts": 0, "rx_bytes": 0, "tx_pkts": 0, "tx_bytes": 0, "age_s": None}
@@ -179,12 +211,14 @@ class Gateway(Function):
         attach = [{"device": net.name(cfg.trunk), "hook": "ingress",
                    **self.attached(cfg.trunk, "ingress")}]
         clients = sorted(self.map("gw_clients").items(), key=lambda kv: bytes(kv[0].mac))
+        pending = 0
         for k, v in clients:
+            pending += bool(v.flags & abi.GW_CLIENT_F_PENDING)
             attach.append({"device": net.name(v.worker), "hook": "ingress",
                            **self.attached(v.worker, "ingress"),
                            "client": str(mac_unpack(k.mac))})
         return {"function": self.name, "trunk": net.name(cfg.trunk),
-                "clients": len(clients), "attach": attach,
+                "clients": len(clients) - pending, "pending": pending, "attach": attach,
                 "maps": self.map_fill(), "counters": self.stats()}
 
 
