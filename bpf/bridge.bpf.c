@@ -85,12 +85,19 @@ static __always_inline struct br_cfg *br_cfg_get(void)
 	return bpf_map_lookup_elem(&br_cfg, &zero);
 }
 
-/* Learns {@mac, @port} -> {@remote, @vni} at time @now. A MAC seen from a new
- * VTEP (it moved) is relearned at once; its counters carry over. */
+/* Learns {@mac, @port} -> {@remote, @vni}. A MAC seen from a new VTEP (it
+ * moved) is relearned at once; its counters carry over.
+ *
+ * Time: a new or moved entry is stamped with bpf_ktime_get_ns(); a known one
+ * is refreshed from the coarse clock (CLOCK_MONOTONIC as of the last tick, a
+ * few ms behind, on the same timeline). The coarse clock reads no clock
+ * source: on the per-frame path the precise one cost about 40 ns a call under
+ * BPF_PROG_TEST_RUN (see the README, Performance). Ageing counts seconds. */
 static __always_inline void fdb_learn(const __u8 *mac, __u32 port,
-				      const struct bpfnet_ip *remote, __u32 vni,
-				      __u64 now)
+				      const struct bpfnet_ip *remote, __u32 vni)
 {
+	__u64 now;
+
 	struct br_fdb_key key = {};
 	struct br_fdb_val *old, val = {};
 
@@ -99,15 +106,17 @@ static __always_inline void fdb_learn(const __u8 *mac, __u32 port,
 	old = bpf_map_lookup_elem(&br_fdb, &key);
 	if (old && old->vni == vni && ip_equal(&old->remote, remote)) {
 		__sync_fetch_and_add(&old->rx_pkts, 1);
-		/* one write a second is enough for ageing */
-		if (now - old->seen_ns > NSEC_PER_SEC)
+		/* one write a second is enough for ageing; signed: a precise
+		 * stamp may be ahead of the coarse clock */
+		now = bpf_ktime_get_coarse_ns();
+		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
 			old->seen_ns = now;
 		return;
 	}
 	val.remote = *remote;
 	val.vni = vni;
 	val.rx_pkts = 1;
-	val.seen_ns = now;
+	val.seen_ns = bpf_ktime_get_ns();
 	if (old) {
 		val.rx_pkts += old->rx_pkts;
 		val.tx_pkts = old->tx_pkts;
@@ -151,8 +160,7 @@ int bridge_ingress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	if (!eth_is_multicast(eth->h_source))
-		fdb_learn(eth->h_source, vport->port, &remote, vni,
-			  bpf_ktime_get_ns());
+		fdb_learn(eth->h_source, vport->port, &remote, vni);
 	stats_inc(br_stats, rx);
 	return redirect_to(skb, vport->port, BPF_F_INGRESS);
 }
@@ -191,9 +199,10 @@ int bridge_egress(struct __sk_buff *skb)
 		key.port = port;
 		fv = bpf_map_lookup_elem(&br_fdb, &key);
 		if (fv) {
-			now = bpf_ktime_get_ns();
-			if (now - fv->seen_ns <=
-			    (__u64)cfg->ageing_s * NSEC_PER_SEC) {
+			/* coarse clock, signed: see fdb_learn */
+			now = bpf_ktime_get_coarse_ns();
+			if ((__s64)(now - fv->seen_ns) <=
+			    (__s64)((__u64)cfg->ageing_s * NSEC_PER_SEC)) {
 				__sync_fetch_and_add(&fv->tx_pkts, 1);
 				dst = &fv->remote;
 			} else {
