@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import socket
@@ -45,6 +46,7 @@ from pyroute2 import netns
 
 from .. import abi, libbpf
 from ..abi import BrFdbKey, BrFdbVal
+from ..maps import BATCH
 from ..functions.base import PinDir
 from ..functions.bridge import Bridge
 from ..sim import Sim
@@ -190,6 +192,89 @@ class BpfnetFdb:
             with contextlib.suppress(Exception):
                 self.br.unload()
             self.br.close()
+
+
+class ProtoFdb:
+    """What the bpfnet control plane could do (not its code path today), to
+    size the fix: the same batch syscalls, with no ctypes object per entry.
+
+    provision: keys and values prepared as two contiguous buffers; each
+      4096-entry chunk becomes a ctypes array with one from_buffer (no copy).
+    dump: bpf_map_lookup_batch into arrays, struct.iter_unpack over their
+      bytes; rows as Bridge.fdb() makes them but with bytes.hex(':') for the
+      MAC and one netaddr conversion per distinct remote; json.dumps without
+      indent (indent makes CPython use its pure-Python encoder)."""
+
+    KEY = struct.Struct("=6s2xI")
+    VAL = struct.Struct("=16sIIQQQ")
+
+    def __init__(self, bp: BpfnetFdb):
+        self.bp = bp
+        self.keys = b""
+        self.vals = b""
+
+    def prepare(self, n: int) -> None:
+        pairs = self.bp.pairs[:n]
+        self.keys = b"".join(bytes(k) for k, _ in pairs)
+        self.vals = b"".join(bytes(v) for _, v in pairs)
+
+    def provision(self, n: int) -> None:
+        fd, kt, vt = self.bp.fdb.fd, BrFdbKey, BrFdbVal
+        ks, vs = ctypes.sizeof(kt), ctypes.sizeof(vt)
+        kbuf, vbuf = bytearray(self.keys[:n * ks]), bytearray(self.vals[:n * vs])
+        for i in range(0, n, BATCH):
+            c = min(BATCH, n - i)
+            ka = (kt * c).from_buffer(kbuf, i * ks)
+            va = (vt * c).from_buffer(vbuf, i * vs)
+            libbpf.update_batch(fd, ka, va, c)
+            del ka, va
+
+    def rows(self) -> list[dict]:
+        fd, kt, vt = self.bp.fdb.fd, BrFdbKey, BrFdbVal
+        ks, vs = ctypes.sizeof(kt), ctypes.sizeof(vt)
+        ka, va = (kt * BATCH)(), (vt * BATCH)()
+        in_b, out_b = None, kt()
+        now = time.monotonic_ns()
+        ips: dict = {}
+        names: dict = {}
+        rows = []
+        net = self.bp.br.net
+        while True:
+            n, done = libbpf.lookup_batch(fd, in_b, out_b, ka, va, BATCH)
+            kb = memoryview(ka).cast("B")[:n * ks]
+            vb = memoryview(va).cast("B")[:n * vs]
+            for (mac, port), (remote, vni, _, rx, tx, seen) in zip(
+                    self.KEY.iter_unpack(kb), self.VAL.iter_unpack(vb)):
+                ip = ips.get(remote)
+                if ip is None:
+                    ip = ips[remote] = str(abi.ip_unpack(abi.BpfnetIP.from_buffer_copy(remote)))
+                name = names.get(port)
+                if name is None:
+                    name = names[port] = net.name(port)
+                rows.append({"mac": mac.hex(":"), "vni": vni, "port": name, "remote": ip,
+                             "rx_pkts": rx, "tx_pkts": tx,
+                             "age_s": round(max(0, now - seen) / 1e9, 1)})
+            if done:
+                break
+            in_b, out_b = out_b, kt()
+        rows.sort(key=lambda r: (r["vni"], r["mac"]))
+        return rows
+
+    def measure(self, n: int, as_json: bool) -> dict:
+        t = time.perf_counter()
+        self.provision(n)
+        out = {"provision_s": time.perf_counter() - t}
+        if as_json:
+            with _in_ns(self.bp.host):
+                t = time.perf_counter()
+                rows = self.rows()
+                text = json.dumps(rows)
+                out["json_s"] = time.perf_counter() - t
+                out["json_bytes"] = len(text)
+            if len(rows) != n:
+                raise RuntimeError(f"prototype dump shows {len(rows)}, not {n}")
+        self.bp.clear(n)
+        return out
 
 
 class KernelFdb:
@@ -339,17 +424,25 @@ def fdb(counts: list[int], rounds: int, log, json_max: int, pyroute2_full: int,
         sim.fabric()
         h = sim.host("h0", f"{LOCAL}/24")
         bp = BpfnetFdb(sim, h)
+        proto = ProtoFdb(bp)
         kf = KernelFdb(sim, h)
         top = max(counts)
         prep_b = bp.prepare(top)
         prep_k = kf.prepare(top)
         log(f"  fdb: prepared {top} entries: bpfnet structs {prep_b:.1f} s, "
             f"netlink messages {prep_k:.1f} s")
+        # The prepared entries are millions of live objects a real bpfnetctl
+        # would not hold; without this, each cyclic GC pass in a measured
+        # section would walk them all (a dump of 100k looked 5x slower).
+        gc.collect()
+        gc.freeze()
         for n in counts:
-            acc: dict = {"bpfnet": [], "kernel_batch": [], "kernel_pyroute2": []}
+            acc: dict = {"bpfnet": [], "prototype": [], "kernel_batch": [], "kernel_pyroute2": []}
+            proto.prepare(n)
             for r in range(rounds):
                 js = n <= json_max
                 acc["bpfnet"].append(bp.measure(n, js))
+                acc["prototype"].append(proto.measure(n, js))
                 acc["kernel_batch"].append(kf.measure(n, "batch", js))
                 if n <= pyroute2_full or (n <= pyroute2_once and r == 0):
                     acc["kernel_pyroute2"].append(kf.measure(n, "pyroute2", js))
@@ -376,6 +469,7 @@ def fdb(counts: list[int], rounds: int, log, json_max: int, pyroute2_full: int,
                             "extrapolated_from": base}
                         for k, v in src.items()}
     finally:
+        gc.unfreeze()
         if bp is not None:
             bp.close()
         if kf is not None:
