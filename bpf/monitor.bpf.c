@@ -38,6 +38,22 @@
 #include "monitor.h"
 
 #define MON_EEXIST     17         /* errno EEXIST: vmlinux.h has no macros */
+
+/* Wire formats of our own rather than vmlinux.h's: its structs carry
+ * preserve_access_index, so each field read is a CO-RE relocation against
+ * the running kernel's BTF, and struct vxlanhdr lives in the vxlan module's
+ * BTF, not vmlinux's (Debian's 6.1 refuses the program: "failed to resolve
+ * CO-RE relocation ... struct vxlanhdr"). A packet header has no layout to
+ * relocate. */
+struct mon_vlan_hdr {
+	__be16 tci;
+	__be16 proto;           /* the ethertype that follows */
+};
+
+struct mon_vxlan_hdr {
+	__be32 flags;           /* MON_VXLAN_I set: the VNI is valid */
+	__be32 vni;             /* VNI in the top 24 bits */
+};
 #define MON_IP_OFFSET  0x1fff     /* IPv4 fragment offset bits (host order) */
 #define MON_VXLAN_I    0x08000000 /* VXLAN "VNI valid" flag (host order) */
 
@@ -126,8 +142,8 @@ static __always_inline void mon_skip(struct mon_cur *c, __u32 len)
  * in @proto. Returns MON_OK or MON_SHORT. */
 static __always_inline int mon_eth(struct mon_cur *c, __be16 *proto)
 {
+	struct mon_vlan_hdr *vh;
 	struct ethhdr *eth;
-	struct vlan_hdr *vh;
 
 	if (!mon_has(c, sizeof(*eth)))
 		return MON_SHORT;
@@ -139,7 +155,7 @@ static __always_inline int mon_eth(struct mon_cur *c, __be16 *proto)
 	if (!mon_has(c, sizeof(*vh)))
 		return MON_SHORT;
 	vh = c->pos;
-	*proto = vh->h_vlan_encapsulated_proto;
+	*proto = vh->proto;
 	mon_skip(c, sizeof(*vh));
 	return MON_OK;
 }
@@ -203,7 +219,7 @@ static __always_inline int mon_parse(struct __sk_buff *skb, __u16 port,
 		.pos = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
 	};
-	struct vxlanhdr *vx;
+	struct mon_vxlan_hdr *vx;
 	struct udphdr *udp;
 	__be16 proto = 0;
 	__u8 l4 = 0;
@@ -234,11 +250,11 @@ static __always_inline int mon_parse(struct __sk_buff *skb, __u16 port,
 	}
 	mon_skip(&c, sizeof(*udp));
 	vx = c.pos;
-	if (!(vx->vx_flags & bpf_htonl(MON_VXLAN_I))) {
+	if (!(vx->flags & bpf_htonl(MON_VXLAN_I))) {
 		ret = MON_MALFORMED;
 		goto out;
 	}
-	key->vni = bpf_ntohl(vx->vx_vni) >> 8;
+	key->vni = bpf_ntohl(vx->vni) >> 8;
 	mon_skip(&c, sizeof(*vx));
 
 	ret = mon_eth(&c, &proto);

@@ -443,7 +443,7 @@ def check_one(mon, frame: bytes, rx: bool):
     assert got == ((1, len(frame), 0, 0) if rx else (0, 0, 1, len(frame)))
 
 
-SETTINGS = settings(max_examples=int(os.environ.get("BPFNET_HYPOTHESIS_EXAMPLES", "150")),
+SETTINGS = settings(max_examples=int(os.environ.get("BPFNET_HYPOTHESIS_EXAMPLES", "100")),
                     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                           HealthCheck.too_slow])
 
