@@ -61,34 +61,42 @@ def preflight() -> str | None:
 
 # --- the Markdown ------------------------------------------------------------------
 
+DP_METRICS = (("tcp_gbps", "TCP Gbit/s", 1, 2), ("tcp_gbit_per_cpu_s", "TCP Gbit per CPU s", 1, 2),
+              ("udp_pps", "64 B kpps", 1e-3, 0), ("udp_pps_per_cpu_s", "64 B kpps per CPU s", 1e-3, 0))
+
+
 def md_datapath(dp: dict, rounds: int, seconds: float) -> list[str]:
     from .datapath import REFERENCE
     ref = dp.get(REFERENCE, {})
     rows = []
     for key, r in dp.items():
         if r["status"] != "ok":
-            rows.append([r["label"], r["status"], "", "", "", "", ""])
+            rows.append([r["label"], r["status"]] + [""] * (2 * len(DP_METRICS) - 1))
             continue
-        rows.append([r["label"], fmt_summary(r["tcp_gbps"]),
-                     fmt_ratio(ratio(r["tcp_gbps"], ref.get("tcp_gbps"))),
-                     fmt_ratio(best_ratio(r["tcp_gbps"], ref.get("tcp_gbps"))),
-                     fmt_summary(r["udp_pps"], 1e-3, 0),
-                     fmt_ratio(ratio(r["udp_pps"], ref.get("udp_pps"))),
-                     fmt_ratio(best_ratio(r["udp_pps"], ref.get("udp_pps")))])
+        row = [r["label"]]
+        for k, _, scale, digits in DP_METRICS:
+            row += [fmt_summary(r.get(k), scale, digits), fmt_ratio(ratio(r.get(k), ref.get(k)))]
+        rows.append(row)
+    head = ["variant"]
+    for _, name, _, _ in DP_METRICS:
+        head += [name, "vs kernel"]
     out = ["## Data path: two hosts, tenant to tenant", "",
-           f"Median (min–max) of {rounds} interleaved rounds; ratios against the kernel's "
-           f"VXLAN + Linux bridge (multicast). TCP: one iperf3 stream, {seconds:g} s after "
-           "1 s omitted. 64 B: 18-byte UDP payloads (64-byte frames with FCS) sent with "
-           f"sendmmsg for {seconds:g} s, counted as delivered into the receiving tenant. "
-           "Underlay MTU 1550, tenant MTU 1500. \"best\": ratio of the best rounds (a noisy "
-           "neighbour only ever lowers a figure).", "",
-           md_table(["variant", "TCP Gbit/s", "vs kernel", "best", "64 B kpps", "vs kernel",
-                     "best"], rows), ""]
+           f"Median (min–max) of {rounds} interleaved rounds; ratios of medians against the "
+           "kernel's VXLAN + Linux bridge (multicast). TCP: one iperf3 stream, "
+           f"{seconds:g} s after 1 s omitted. 64 B: 18-byte UDP payloads (64-byte frames with "
+           f"FCS) sent with sendmmsg for {seconds:g} s, counted as delivered into the receiving "
+           "tenant. Underlay MTU 1550, tenant MTU 1500; bridged frames skip iptables. On veth "
+           "every hop runs in the sender's context, so each path is CPU-bound on one core: "
+           "\"per CPU s\" divides by the CPU time the traffic's own processes used (iperf3 "
+           "client + server; the UDP sender's thread), which is what a dedicated core would "
+           "do and stays steady while the wall-clock figures swing with the machine's load.", "",
+           md_table(head, rows), ""]
     b, m = dp.get("bridge"), dp.get("bridge-mon")
     if b and m and b["status"] == "ok" and m["status"] == "ok":
-        cost = [[f"{(1 - (ratio(m[k], b[k]) or 1)) * 100:+.1f} %" for k in ("tcp_gbps", "udp_pps")]]
+        cost = [[f"{(1 - (ratio(m.get(k), b.get(k)) or 1)) * 100:+.1f} %"
+                 for k, _, _, _ in DP_METRICS]]
         out += ["Monitor cost (bridge + monitor against bridge, same run; positive = slower):",
-                "", md_table(["TCP", "64 B"], cost), ""]
+                "", md_table([name for _, name, _, _ in DP_METRICS], cost), ""]
     return out
 
 
@@ -169,10 +177,10 @@ def best_ratio(a: dict | None, b: dict | None) -> float | None:
 
 def monitor_estimate(data: dict) -> float | None:
     """The monitor's share of a 64-byte frame's path, from this run's figures:
-    (monitor_egress + monitor_ingress ns under test_run) x bridge pps. Every
-    hop of a frame runs on the sender's CPU, so 1 / pps is the path's cost."""
+    (monitor_egress + monitor_ingress ns under test_run) x the bridge's frames
+    per CPU second, the inverse of the whole path's CPU cost per frame."""
     dp = (data.get("datapath") or {}).get("bridge") or {}
-    pps = (dp.get("udp_pps") or {}).get("median")
+    pps = (dp.get("udp_pps_per_cpu_s") or {}).get("median")
     ns = 0.0
     for c in (data.get("progs") or {}).get("cases", []):
         if c.get("fn") == "monitor" and c.get("status") == "ok":
@@ -190,22 +198,25 @@ def targets(data: dict) -> list[dict]:
 
     def ok(r):
         return r and r.get("status") == "ok"
+    pairs = (("tcp_gbit_per_cpu_s", "TCP, per CPU s"), ("udp_pps_per_cpu_s", "64 B, per CPU s"),
+             ("tcp_gbps", "TCP, wall clock"), ("udp_pps", "64 B, wall clock"))
     if ok(ref) and ok(br):
-        for k, name in (("tcp_gbps", "TCP"), ("udp_pps", "64 B packets")):
-            r = ratio(br[k], ref[k])
-            out.append({"target": f"bridge >= 1.0x kernel bridge, {name}",
+        for k, name in pairs:
+            r = ratio(br.get(k), ref.get(k))
+            out.append({"target": f"bridge >= 1.0x kernel bridge ({name})",
                         "measured": None if r is None else f"{r:.2f}x",
                         "met": r is not None and r >= 1.0})
     if ok(br) and ok(mon):
-        for k, name in (("tcp_gbps", "TCP"), ("udp_pps", "64 B packets")):
-            r = ratio(mon[k], br[k])
+        for k, name in pairs:
+            r = ratio(mon.get(k), br.get(k))
             cost = None if r is None else (1 - r) * 100
             out.append({"target": f"monitor costs <= 2 % ({name})",
                         "measured": None if cost is None else f"{cost:+.1f} %",
                         "met": cost is not None and cost <= 2.0})
     est = monitor_estimate(data)
     if est is not None:
-        out.append({"target": "monitor costs <= 2 % (64 B, estimated: test_run ns x pps)",
+        out.append({"target": "monitor costs <= 2 % (64 B, estimated: test_run ns x frames "
+                              "per CPU s)",
                     "measured": f"{est:.1f} %", "met": est <= 2.0})
     fdb = (data.get("control") or {}).get("fdb") or {}
     for n, key, limit, what in (("1000000", "provision_s", 1.0, "1M FDB entries provisioned"),

@@ -24,10 +24,14 @@ encapsulation. Variants:
 
 Measurements per round and variant:
   tcp   iperf3, one stream, t0 -> t1, ``seconds`` plus one omitted second:
-        receiver's bit/s
+        receiver's bit/s, and bits per CPU second of client + server
   udp   18-byte UDP payloads (64-byte frames with FCS) from one socket with
         sendmmsg for ``seconds``: frames delivered per second, counted as
-        rx_packets on t1's interface
+        rx_packets on t1's interface, and per CPU second of the sender
+On veth every hop of a frame runs in the sending context, so the path is
+CPU-bound on one core: on a shared machine the per-CPU-second figures are
+what a dedicated core would do, and they hold steady while wall-clock
+throughput swings with the neighbours' load.
 """
 from __future__ import annotations
 
@@ -168,27 +172,37 @@ class Variant:
             link = ipr.get_links(ipr.link_lookup(ifname="eth0")[0])[0]
             return link.get_attr("IFLA_STATS64")["rx_packets"]
 
-    def tcp(self, seconds: float) -> float:
-        """Gbit/s received, one iperf3 stream t0 -> t1."""
+    def tcp(self, seconds: float) -> dict:
+        """One iperf3 stream t0 -> t1: Gbit/s received, and Gbit per CPU
+        second (client + server processes, iperf3's own accounting: on veth
+        the whole path runs in their contexts, softirq included)."""
         r = self.sim.run(self.tenants[0], ["iperf3", "-c", tenant_ip(1), "-t", str(seconds),
                                            "-O", "1", "-J"], timeout=seconds + 30)
         j = json.loads(r.stdout)
         if "error" in j:
             raise RuntimeError(f"{self.key}: iperf3: {j['error']}")
-        return j["end"]["sum_received"]["bits_per_second"] / 1e9
+        gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
+        cpu = j["end"].get("cpu_utilization_percent", {})
+        used = (cpu.get("host_total", 0) + cpu.get("remote_total", 0)) / 100
+        return {"gbps": gbps, "gbit_per_cpu_s": gbps / used if used > 0 else None}
 
     def udp(self, seconds: float) -> dict:
-        """64-byte frames per second delivered into t1 (and sent)."""
+        """64-byte frames per second delivered into t1 (and sent), and frames
+        delivered per CPU second of the sending thread: every hop runs in its
+        context (syscall, then softirq on local_bh_enable), so this is the
+        inverse of the path's CPU cost per frame, whatever else the machine
+        runs meanwhile."""
         tx = Blaster(self._tx, UDP_PAYLOAD)
         tx.run(0.2)  # warm: neighbour entries, caches
         time.sleep(0.05)
         before = self.rx_packets()
-        t = time.monotonic()
+        t, c = time.monotonic(), time.thread_time()
         sent = tx.run(seconds)
-        dt = time.monotonic() - t
+        dt, dc = time.monotonic() - t, time.thread_time() - c
         time.sleep(0.05)
         got = self.rx_packets() - before
-        return {"pps": got / dt, "sent_pps": sent / dt}
+        return {"pps": got / dt, "sent_pps": sent / dt,
+                "pps_per_cpu_s": got / dc if dc > 0 else None}
 
 
 # --- bpfnet ------------------------------------------------------------------
@@ -289,7 +303,8 @@ def run(run_id: str, rounds: int, seconds: float, log, only=None) -> dict:
         if only and cls.key not in only:
             continue
         v = cls(run_id)
-        row = {"label": v.label, "status": "ok", "tcp": [], "udp": [], "udp_sent": []}
+        row = {"label": v.label, "status": "ok", "tcp": [], "tcp_cpu": [], "udp": [],
+               "udp_sent": [], "udp_cpu": []}
         out[v.key] = row
         try:
             v.check()
@@ -313,11 +328,14 @@ def run(run_id: str, rounds: int, seconds: float, log, only=None) -> dict:
                     row = out[v.key]
                     try:
                         if test == "tcp":
-                            row["tcp"].append(v.tcp(seconds))
+                            t = v.tcp(seconds)
+                            row["tcp"].append(t["gbps"])
+                            row["tcp_cpu"].append(t["gbit_per_cpu_s"])
                         else:
                             u = v.udp(seconds)
                             row["udp"].append(u["pps"])
                             row["udp_sent"].append(u["sent_pps"])
+                            row["udp_cpu"].append(u["pps_per_cpu_s"])
                     except Exception as e:
                         row.setdefault("errors", []).append(f"round {r} {test}: {e}")
                         log(f"  {v.key} {test}: {e}")
@@ -330,6 +348,8 @@ def run(run_id: str, rounds: int, seconds: float, log, only=None) -> dict:
             v.teardown()
     for row in out.values():
         row["tcp_gbps"] = summary(row.pop("tcp"))
+        row["tcp_gbit_per_cpu_s"] = summary(row.pop("tcp_cpu"))
         row["udp_pps"] = summary(row.pop("udp"))
         row["udp_sent_pps"] = summary(row.pop("udp_sent"))
+        row["udp_pps_per_cpu_s"] = summary(row.pop("udp_cpu"))
     return out
