@@ -379,8 +379,9 @@ def test_unload_keeps_a_clsact_qdisc_it_did_not_create(sim):
     with sim.ipr(h) as ipr:
         idx = ipr.link_lookup(ifname="eth0")[0]
         ipr.tc("add", "clsact", idx)
+    from bpfnet import libbpf
     env = os.environ.get("BPFNET_ATTACH")
-    for mode in ("tc", "tcx"):
+    for mode in ("tc", "tcx") if libbpf.tcx_supported() else ("tc",):
         os.environ["BPFNET_ATTACH"] = mode
         try:
             sim.bpfnetctl("load", "monitor", "--dev", "eth0", netns_=h)
