@@ -34,6 +34,20 @@ TEMPLATES = [
     (["load", "bridge", "--underlay", "X"], validate.ifname),
     (["load", "bridge", "--device", "X"], validate.ifname),
     (["load", "bridge", "--ageing", "X"], validate.seconds),
+    (["load", "mesh", "--local", "X"], validate.unicast_ip),
+    (["load", "mesh", "--port", "X"], validate.udp_port),
+    (["load", "mesh", "--device", "X"], validate.ifname),
+    (["peer", "add", "X", "--vni", "10", "--bridge", "br10"], validate.unicast_ip),
+    (["peer", "add", "10.99.0.2", "--vni", "X", "--bridge", "br10"], validate.vni),
+    (["peer", "add", "10.99.0.2", "--vni", "10", "--bridge", "X"], validate.ifname),
+    (["peer", "del", "X", "--vni", "10"], validate.unicast_ip),
+    (["load", "gateway", "--trunk", "X"], validate.ifname),
+    (["client", "add", "X", "--worker", "w0"], validate.mac),
+    (["client", "add", "02:00:00:00:00:01", "--worker", "X"], validate.ifname),
+    (["client", "del", "X"], validate.mac),
+    (["load", "monitor", "--dev", "X"], validate.ifname),
+    (["load", "monitor", "--dev", "eth0", "--port", "X"], validate.udp_port),
+    (["stats", "--watch", "X", "--out", "/tmp"], validate.seconds),
 ]
 
 values = st.one_of(
