@@ -17,7 +17,6 @@ import os
 import sys
 import traceback
 
-from . import validate
 from .errors import BpfnetError, ConfigError
 from .functions.base import DEFAULT_PIN_ROOT, PinDir
 

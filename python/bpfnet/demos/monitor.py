@@ -207,7 +207,7 @@ def run(keep: bool, say) -> int:
         say(f"# h0 monitor: {st['flows']} flows, {st['evicted']} evicted; frames: "
             f"vxlan={c['vxlan']} other={c['other']} malformed={c['malformed']}")
         ok = ok and all(r["exact"] == "yes" and r["received"] == r["sent"] for r in checked)
-        say(f"# every ping counted exactly (packets and bytes, both ways): "
+        say("# every ping counted exactly (packets and bytes, both ways): "
             + ("PASS" if ok else "FAIL"))
         if keep:
             say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}")

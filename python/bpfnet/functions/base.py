@@ -16,7 +16,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import stat
 
 from .. import libbpf
 from ..errors import ConfigError, KernelError, NotFound

@@ -12,8 +12,6 @@ the pair's carrier up.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import time
 
@@ -23,21 +21,20 @@ from .. import abi
 from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
                    ip_pack, ip_unpack, mac_unpack)
 from ..errors import ConfigError, NotFound
-from .base import Function, Undo
+from .base import Undo
+from .overlay import C_U32, DEFAULT_DEVICE, DEFAULT_PORT, Overlay
 
-VXLAN_OVERHEAD = {4: 50, 6: 70}
 DEFAULT_GROUP = IPAddress("239.1.1.1")
-DEFAULT_PORT = 4789
-DEFAULT_DEVICE = "vxlan0"
-C_U32 = ctypes.c_uint32
 
 
 def port_names(vni: int) -> tuple[str, str]:
     return f"bnp{vni}", f"bnq{vni}"
 
 
-class Bridge(Function):
+class Bridge(Overlay):
     name = "bridge"
+    cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, abi.BR_CFG_F_VXLAN_CREATED
+    ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
     programs = ("bridge_ingress", "bridge_egress")
     maps = {
         "br_cfg": (C_U32, BrCfg),
@@ -50,85 +47,36 @@ class Bridge(Function):
     stats_map = "br_stats"
 
     # --- load / unload ---------------------------------------------------------
-    def cfg(self) -> BrCfg:
-        return self.map("br_cfg")[C_U32(0)]
-
     def load(self, underlay=None, local=None, group=None, port=None,
              device=None, ageing=None) -> dict:
-        net = self.net
         if self.is_loaded():
             return self._upgrade(local, group, port, device, ageing)
         if self.is_partial():
-            self._recover(device or DEFAULT_DEVICE)
+            self.recover(device or DEFAULT_DEVICE, self._teardown_vnis)
         group = group if group is not None else DEFAULT_GROUP
-        port = port or DEFAULT_PORT
         device = device or DEFAULT_DEVICE
         ageing = ageing if ageing is not None else abi.BPFNET_AGEING_S
-        if underlay is not None:
-            under_idx = net.index(underlay)
-        else:
-            under_idx = net.default_route_dev()
-            if under_idx is None:
-                raise ConfigError("no default route to take the underlay from: give --underlay DEV")
-        if local is not None:
-            if local.version != group.version:
-                raise ConfigError(f"--local {local} and --group {group} are of different families")
-            if not any(IPAddress(a) == local for a in net.addresses(under_idx)):
-                raise ConfigError(f"--local {local} is not an address of {net.name(under_idx)}")
-        existing = net.lookup(device)
+        under_idx = self.underlay_index(underlay)
+        if local is not None and local.version != group.version:
+            raise ConfigError(f"--local {local} and --group {group} are of different families")
+        self.check_local(local, under_idx)
+        existing = self.net.lookup(device)
         if existing is not None:
-            self._check_vxlan(existing, device)
+            self.check_vxlan(existing, device, port)
+
+        def make_cfg(vx, flags):
+            cfg = BrCfg(vxlan_ifindex=vx, ageing_s=ageing, flags=flags, group=ip_pack(group))
+            if local is not None:
+                cfg.local = ip_pack(local)
+            return cfg
         with Undo() as undo:
             obj = self.open_object(undo)
             try:
-                flags = 0
-                if existing is None:
-                    # intent first: a run killed right after creating the
-                    # device still lets the next load know it was ours
-                    flags |= abi.BR_CFG_F_VXLAN_CREATED
-                    self.map("br_cfg")[C_U32(0)] = BrCfg(flags=flags)
-                    mtu = net.mtu(under_idx) - VXLAN_OVERHEAD[group.version]
-                    vx = net.add_vxlan(device, under_idx, port, local=local, group=group, mtu=mtu)
-                    undo.push(net.delete, vx)
-                else:
-                    vx = existing
-                net.up(vx)
-                cfg = BrCfg(vxlan_ifindex=vx, ageing_s=ageing, flags=flags,
-                            group=ip_pack(group))
-                if local is not None:
-                    cfg.local = ip_pack(local)
-                self.map("br_cfg")[C_U32(0)] = cfg
-                self.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress", undo)
-                self.pin_programs(obj)
+                vx = self.setup_vxlan(obj, undo, device, existing, under_idx, port or DEFAULT_PORT,
+                                      group.version, make_cfg, local=local, group=group)
             finally:
                 obj.close()
         return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
-
-    def _recover(self, device: str) -> None:
-        """Clears what a first load that died half-way left: its device (if
-        the intent flag says bpfnet created it), ports, links and pins."""
-        try:
-            cfg = self.cfg()
-        except (KeyError, OSError):
-            cfg = BrCfg()
-        net = self.net
-        if cfg.flags & abi.BR_CFG_F_VXLAN_CREATED:
-            vx = cfg.vxlan_ifindex or net.lookup(device)
-            if vx:
-                self.detach(vx, "ingress")
-                net.delete(vx)
-        elif cfg.vxlan_ifindex:
-            self.detach(cfg.vxlan_ifindex, "ingress")
-        with contextlib.suppress(Exception):
-            for vni in [k.value for k in self.map("br_vni")]:
-                self._vni_teardown(vni)
-        self.remove_pins()
-
-    def _check_vxlan(self, idx: int, device: str) -> None:
-        if self.net.kind(idx) != "vxlan":
-            raise ConfigError(f"device {device!r} exists and is not a VXLAN device")
-        if not self.net.vxlan_info(idx).get("IFLA_VXLAN_COLLECT_METADATA"):
-            raise ConfigError(f"VXLAN device {device!r} is not in external (collect_md) mode")
 
     def _upgrade(self, local, group, port, device, ageing) -> dict:
         """A second load: new programs in place, every map kept."""
@@ -140,35 +88,26 @@ class Bridge(Function):
             raise ConfigError(f"bridge is loaded with group {ip_unpack(cfg.group)}; unload to change it")
         if local is not None and ip_unpack(cfg.local) != local:
             raise ConfigError(f"bridge is loaded with local {ip_unpack(cfg.local)}; unload to change it")
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                if ageing is not None:
-                    cfg.ageing_s = ageing
-                    self.map("br_cfg")[C_U32(0)] = cfg
-                self.attach(vx, "ingress", obj.prog_fd("bridge_ingress"), "bridge_ingress")
-                fd = obj.prog_fd("bridge_egress")
-                for port_idx in self.map("br_port"):
-                    self.attach(port_idx.value, "egress", fd, "bridge_egress")
-                self.pin_programs(obj)
-            finally:
-                obj.close()
+        self.upgrade_programs()
+        if ageing is not None:
+            cfg = self.cfg()
+            cfg.ageing_s = ageing
+            self.write_cfg(cfg)
         return {"upgraded": True, "device": self.net.name(vx), "vxlan_ifindex": vx}
 
     def unload(self) -> None:
         if self.is_partial():
-            self._recover(DEFAULT_DEVICE)
+            self.recover(DEFAULT_DEVICE, self._teardown_vnis)
             return
         self.require_loaded()
-        net = self.net
         cfg = self.cfg()
+        self._teardown_vnis()
+        self.teardown_vxlan(cfg)
+        self.remove_pins()
+
+    def _teardown_vnis(self) -> None:
         for vni in [k.value for k in self.map("br_vni")]:
             self._vni_teardown(vni)
-        vx = cfg.vxlan_ifindex
-        self.detach(vx, "ingress")
-        if cfg.flags & abi.BR_CFG_F_VXLAN_CREATED:
-            net.delete(vx)
-        self.remove_pins()
 
     # --- VNIs ------------------------------------------------------------------
     def vni_add(self, vni: int, bridge: str, allow=(), group=None) -> dict:
@@ -312,7 +251,7 @@ class Bridge(Function):
         if n:
             cfg = self.cfg()
             cfg.fdb_removed += n
-            self.map("br_cfg")[C_U32(0)] = cfg
+            self.write_cfg(cfg)
         return n
 
     def evictions(self, name: str, entries: int) -> int | None:

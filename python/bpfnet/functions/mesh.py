@@ -16,8 +16,6 @@ The underlay may be IPv4 or IPv6: peers and ``--local`` are ``bpfnet_ip``.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import socket
 
@@ -27,21 +25,20 @@ from .. import abi
 from ..abi import (MeshCfg, MeshPeerKey, MeshPeerVal, MeshPortVal, MeshVniVal,
                    ip_pack, ip_unpack)
 from ..errors import ConfigError, NotFound
-from .base import Function, Undo
+from .base import Undo
+from .overlay import C_U32, DEFAULT_DEVICE, DEFAULT_PORT, Overlay
 
-VXLAN_OVERHEAD = {4: 50, 6: 70}
-DEFAULT_PORT = 4789
-DEFAULT_DEVICE = "vxlan0"
 PORT_PREFIX = ("bmp", "bmq")
-C_U32 = ctypes.c_uint32
 
 
 def port_names(n: int) -> tuple[str, str]:
     return f"{PORT_PREFIX[0]}{n}", f"{PORT_PREFIX[1]}{n}"
 
 
-class Mesh(Function):
+class Mesh(Overlay):
     name = "mesh"
+    cfg_map, cfg_type, created_flag = "mesh_cfg", MeshCfg, abi.MESH_CFG_F_VXLAN_CREATED
+    ingress_prog, egress_prog, ports_map = "mesh_ingress", "mesh_egress", "mesh_ports"
     programs = ("mesh_ingress", "mesh_egress")
     maps = {
         "mesh_cfg": (C_U32, MeshCfg),
@@ -53,76 +50,36 @@ class Mesh(Function):
     stats_map = "mesh_stats"
 
     # --- load / unload ---------------------------------------------------------
-    def cfg(self) -> MeshCfg:
-        return self.map("mesh_cfg")[C_U32(0)]
-
     def local(self) -> IPAddress | None:
         cfg = self.cfg()
         return None if abi.ip_is_zero(cfg.local) else ip_unpack(cfg.local)
 
     def load(self, underlay=None, local=None, port=None, device=None) -> dict:
-        net = self.net
         if self.is_loaded():
             return self._upgrade(local, port, device)
         if self.is_partial():
-            self._recover(device or DEFAULT_DEVICE)
+            self.recover(device or DEFAULT_DEVICE, self._teardown_peers)
         device = device or DEFAULT_DEVICE
-        if underlay is not None:
-            under_idx = net.index(underlay)
-        else:
-            under_idx = net.default_route_dev()
-            if under_idx is None:
-                raise ConfigError("no default route to take the underlay from: give --underlay DEV")
-        if local is not None and not any(IPAddress(a) == local for a in net.addresses(under_idx)):
-            raise ConfigError(f"--local {local} is not an address of {net.name(under_idx)}")
-        existing = net.lookup(device)
+        under_idx = self.underlay_index(underlay)
+        self.check_local(local, under_idx)
+        existing = self.net.lookup(device)
         if existing is not None:
-            self._check_vxlan(existing, device, port)
+            self.check_vxlan(existing, device, port)
         port = port or DEFAULT_PORT
+
+        def make_cfg(vx, flags):
+            cfg = MeshCfg(vxlan_ifindex=vx, flags=flags, dstport=port)
+            if local is not None:
+                cfg.local = ip_pack(local)
+            return cfg
         with Undo() as undo:
             obj = self.open_object(undo)
             try:
-                flags = 0
-                if existing is None:
-                    # intent first: a run killed right after creating the
-                    # device still lets the next load know it was ours
-                    flags |= abi.MESH_CFG_F_VXLAN_CREATED
-                    self.map("mesh_cfg")[C_U32(0)] = MeshCfg(flags=flags)
-                    mtu = net.mtu(under_idx) - VXLAN_OVERHEAD[self._family(under_idx, local)]
-                    vx = net.add_vxlan(device, under_idx, port, local=local, mtu=mtu)
-                    undo.push(net.delete, vx)
-                else:
-                    vx = existing
-                net.up(vx)
-                cfg = MeshCfg(vxlan_ifindex=vx, flags=flags, dstport=port)
-                if local is not None:
-                    cfg.local = ip_pack(local)
-                self.map("mesh_cfg")[C_U32(0)] = cfg
-                self.attach(vx, "ingress", obj.prog_fd("mesh_ingress"), "mesh_ingress", undo)
-                self.pin_programs(obj)
+                vx = self.setup_vxlan(obj, undo, device, existing, under_idx, port,
+                                      self._family(under_idx, local), make_cfg, local=local)
             finally:
                 obj.close()
         return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
-
-    def _recover(self, device: str) -> None:
-        """Clears what a first load that died half-way left: its device (if
-        the intent flag says bpfnet created it), ports, links and pins."""
-        try:
-            cfg = self.cfg()
-        except (KeyError, OSError):
-            cfg = MeshCfg()
-        net = self.net
-        if cfg.flags & abi.MESH_CFG_F_VXLAN_CREATED:
-            vx = cfg.vxlan_ifindex or net.lookup(device)
-            if vx:
-                self.detach(vx, "ingress")
-                net.delete(vx)
-        elif cfg.vxlan_ifindex:
-            self.detach(cfg.vxlan_ifindex, "ingress")
-        with contextlib.suppress(Exception):
-            for key, val in self.map("mesh_peers").items():
-                self._peer_teardown(key, val)
-        self.remove_pins()
 
     def _family(self, under_idx: int, local) -> int:
         """The underlay family the MTU is sized for: --local's, else IPv6 as
@@ -131,37 +88,6 @@ class Mesh(Function):
             return local.version
         v6 = [IPAddress(a) for a in self.net.addresses(under_idx, socket.AF_INET6)]
         return 6 if any(not a.is_link_local() for a in v6) else 4
-
-    def _check_vxlan(self, idx: int, device: str, port) -> None:
-        net = self.net
-        if net.kind(idx) != "vxlan":
-            raise ConfigError(f"device {device!r} exists and is not a VXLAN device")
-        info = net.vxlan_info(idx)
-        if not info.get("IFLA_VXLAN_COLLECT_METADATA"):
-            raise ConfigError(f"VXLAN device {device!r} is not in external (collect_md) mode")
-        if port is not None and info.get("IFLA_VXLAN_PORT") not in (None, port):
-            raise ConfigError(f"VXLAN device {device!r} uses port {info['IFLA_VXLAN_PORT']}, not {port}")
-        owner = self._other_owner(idx)
-        if owner is not None:
-            raise ConfigError(f"device {device!r} already carries bpfnet's {owner}: "
-                              f"give the mesh its own --device")
-
-    def _other_owner(self, idx: int) -> str | None:
-        """The program another bpfnet function runs on ``idx``'s ingress
-        (a bridge on vxlan0, say), if any."""
-        from . import available, get
-        for name in self.pins.loaded():
-            if name == self.name or name not in available():
-                continue
-            other = get(name)(self.pins)
-            try:
-                prog = other.attached(idx, "ingress")["program"]
-            finally:
-                other.close()
-            if prog is not None and prog not in self.programs:
-                return prog
-        prog = self.net.ours_attached(idx, "ingress")
-        return prog if prog not in (None, *self.programs) else None
 
     def _upgrade(self, local, port, device) -> dict:
         """A second load: new programs in place, every map kept."""
@@ -174,32 +100,22 @@ class Mesh(Function):
             raise ConfigError(f"mesh is loaded with local {self.local()}; unload to change it")
         if port is not None and port != cfg.dstport:
             raise ConfigError(f"mesh is loaded with port {cfg.dstport}; unload to change it")
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                self.attach(vx, "ingress", obj.prog_fd("mesh_ingress"), "mesh_ingress")
-                fd = obj.prog_fd("mesh_egress")
-                for p in self.map("mesh_ports"):
-                    self.attach(p.value, "egress", fd, "mesh_egress")
-                self.pin_programs(obj)
-            finally:
-                obj.close()
+        self.upgrade_programs()
         return {"upgraded": True, "device": net.name(vx), "vxlan_ifindex": vx}
 
     def unload(self) -> None:
         if self.is_partial():
-            self._recover(DEFAULT_DEVICE)
+            self.recover(DEFAULT_DEVICE, self._teardown_peers)
             return
         self.require_loaded()
-        net = self.net
         cfg = self.cfg()
+        self._teardown_peers()
+        self.teardown_vxlan(cfg)
+        self.remove_pins()
+
+    def _teardown_peers(self) -> None:
         for key, val in self.map("mesh_peers").items():
             self._peer_teardown(key, val)
-        vx = cfg.vxlan_ifindex
-        self.detach(vx, "ingress")
-        if cfg.flags & abi.MESH_CFG_F_VXLAN_CREATED:
-            net.delete(vx)
-        self.remove_pins()
 
     # --- peers -----------------------------------------------------------------
     def _check_remote(self, remote: IPAddress) -> None:
@@ -251,7 +167,7 @@ class Mesh(Function):
                 # in the entry), so a killed run leaves a peer that `peer
                 # del`, `peer add` or `unload` can clear
                 cfg.next_port = n + 1
-                self.map("mesh_cfg")[C_U32(0)] = cfg
+                self.write_cfg(cfg)
                 peers.insert(key, MeshPeerVal(port=0, id=n))
                 undo.push(peers.discard, key)
                 if vval is None or not vval.bridge:

@@ -21,7 +21,6 @@ import time
 from .. import abi
 from ..abi import MonCfg, MonFlowKey, MonFlowVal, MonStats, ip_is_zero, ip_unpack
 from ..errors import ConfigError, NotFound
-from ..maps import Map
 from .base import Function, Undo
 
 C_U32 = ctypes.c_uint32
