@@ -90,3 +90,55 @@ def loaded_obj(pin_root):
     finally:
         for o in objs:
             o.close()
+
+
+# --- helpers for the end-to-end tests ----------------------------------------
+
+BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
+
+
+def run_cli(sim, ns, *argv, timeout: float = 60):
+    """bpfnetctl as a user runs it: a process. Returns (code, stdout, stderr)."""
+    import subprocess
+    r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root] + (["--netns", ns] if ns else [])
+                       + list(argv), capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def snapshot(sim, ns):
+    """Everything a command could change in ``ns``: devices (name, kind,
+    master), qdiscs, tc filters, tcx programs per hook, and every pin under
+    the run's pin root. Compare two to prove a command changed nothing."""
+    import collections
+
+    from bpfnet import libbpf
+    Snap = collections.namedtuple("Snapshot", "links qdiscs filters tcx pins")
+    tcx = libbpf.tcx_supported()
+    with sim.ipr(ns) as ipr:
+        raw = list(ipr.get_links())
+        links = sorted((ln.get_attr("IFLA_IFNAME"), str(ln.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")),
+                        ln.get_attr("IFLA_MASTER")) for ln in raw)
+        qd = sorted((q["index"], q.get_attr("TCA_KIND")) for q in ipr.get_qdiscs())
+        filters, progs = [], []
+        for ln in raw:
+            idx = ln["index"]
+            for parent in (0xFFFFFFF2, 0xFFFFFFF3):
+                try:
+                    filters += [(idx, parent, f["info"] >> 16, f["handle"], f.get_attr("TCA_KIND"))
+                                for f in ipr.get_filters(idx, parent=parent) if f["handle"]]
+                except Exception:  # noqa: BLE001 -- no clsact on this device
+                    pass
+    if tcx:
+        from pyroute2 import netns as _netns
+        _netns.pushns(ns)
+        try:
+            for ln in raw:
+                for t in (libbpf.BPF_TCX_INGRESS, libbpf.BPF_TCX_EGRESS):
+                    n = libbpf.prog_query_count(ln["index"], t)
+                    if n:
+                        progs.append((ln.get_attr("IFLA_IFNAME"), t, n))
+        finally:
+            _netns.popns()
+    pins = sorted(os.path.join(d, f) for d, _, fs in os.walk(sim.pin_root) for f in fs) \
+        if os.path.isdir(sim.pin_root) else []
+    return Snap(links, qd, sorted(filters), sorted(progs), pins)

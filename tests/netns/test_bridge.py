@@ -16,13 +16,10 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, need_root, need_tool
+from conftest import BPFNETCTL, need_root, need_tool, run_cli, snapshot
 
 from bpfnet.demos import bridge as demo
 from bpfnet.sim import Sim
-
-BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
-
 
 @pytest.fixture(scope="module")
 def topo():
@@ -169,17 +166,6 @@ def test_fdb_flush(topo):
 
 # --- unload and bad input, on a one-host setup ---------------------------------
 
-def snapshot(sim, ns):
-    """Devices (name, kind, master) and every pin under the run's root."""
-    with sim.ipr(ns) as ipr:
-        links = sorted((ln.get_attr("IFLA_IFNAME"), str(ln.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")),
-                        ln.get_attr("IFLA_MASTER")) for ln in ipr.get_links())
-        qd = sorted((q["index"], q.get_attr("TCA_KIND")) for q in ipr.get_qdiscs())
-    pins = sorted(os.path.join(d, f) for d, _, fs in os.walk(sim.pin_root) for f in fs) \
-        if os.path.isdir(sim.pin_root) else []
-    return links, qd, pins
-
-
 @pytest.fixture
 def host(sim):
     sim.fabric()
@@ -187,11 +173,7 @@ def host(sim):
     return sim, h
 
 
-def cli(sim, ns, *argv):
-    """bpfnetctl as a user runs it: a process, its exit code and stderr."""
-    r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", ns, *argv],
-                       capture_output=True, text=True, timeout=60)
-    return r.returncode, r.stdout, r.stderr
+cli = run_cli
 
 
 def test_unload_leaves_no_pin_filter_or_device(host):
@@ -219,8 +201,8 @@ def test_unload_keeps_a_users_bridge_and_vxlan(host):
     assert cli(sim, h, "vni", "add", "10", "--bridge", "mybr")[0] == 0
     assert cli(sim, h, "unload", "bridge")[0] == 0
     after = snapshot(sim, h)
-    assert after[0] == before[0]  # the user's devices stay, ours are gone
-    assert after[2] == []
+    assert after.links == before.links  # the user's devices stay, ours are gone
+    assert after.pins == [] and after.tcx == before.tcx
 
 
 BAD = [

@@ -10,9 +10,8 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bridge import snapshot
 
-from conftest import need_root
+from conftest import need_root, snapshot
 
 from bpfnet import validate
 from bpfnet.cli import main

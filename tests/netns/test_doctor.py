@@ -10,9 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, need_tool
-
-BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
+from conftest import BPFNETCTL, ROOT, need_tool
 
 
 def doctor(sim, ns, *pre, env=None):

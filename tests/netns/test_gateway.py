@@ -25,7 +25,7 @@ import subprocess
 
 import pytest
 
-from conftest import need_root
+from conftest import need_root, snapshot
 
 from bpfnet.demos import gateway as demo
 from bpfnet.sim import Sim
@@ -274,24 +274,6 @@ def test_second_load_upgrades_in_place_keeping_clients(topo):
 
 
 # --- load and unload, on a one-client setup -----------------------------------
-
-def snapshot(sim, ns):
-    """Devices, qdiscs, tc filters and every pin under the run's root."""
-    with sim.ipr(ns) as ipr:
-        links = sorted((ln.get_attr("IFLA_IFNAME"), ln["index"]) for ln in ipr.get_links())
-        qd = sorted((q["index"], q.get_attr("TCA_KIND")) for q in ipr.get_qdiscs())
-        filters = []
-        for _, idx in links:
-            for parent in (0xFFFFFFF2, 0xFFFFFFF3):
-                try:
-                    filters += [(idx, parent, f["info"] >> 16, f.get_attr("TCA_KIND"))
-                                for f in ipr.get_filters(idx, parent=parent) if f["handle"]]
-                except Exception:  # noqa: BLE001 -- no clsact on this device
-                    pass
-    pins = sorted(os.path.join(d, f) for d, _, fs in os.walk(sim.pin_root) for f in fs) \
-        if os.path.isdir(sim.pin_root) else []
-    return links, qd, sorted(filters), pins
-
 
 def gwctl(sim, ns, *argv):
     """bpfnetctl in-process: the same main(), exit codes and one-line errors

@@ -22,8 +22,8 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, need_root, need_tool
-from packets import BCAST, eth, vxlan
+from conftest import ROOT, need_root, need_tool, snapshot
+from packets import vxlan
 
 from bpfnet import libbpf
 from bpfnet.demos import mesh as demo
@@ -294,17 +294,6 @@ def test_ipv6_only_underlay(sim):
 
 
 # --- unload and bad input, on one host ------------------------------------------
-
-def snapshot(sim, ns):
-    """Devices (name, kind, master), qdiscs, and every pin under the run's root."""
-    with sim.ipr(ns) as ipr:
-        links = sorted((ln.get_attr("IFLA_IFNAME"), str(ln.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")),
-                        ln.get_attr("IFLA_MASTER")) for ln in ipr.get_links())
-        qd = sorted((q["index"], q.get_attr("TCA_KIND")) for q in ipr.get_qdiscs())
-    pins = sorted(os.path.join(d, f) for d, _, fs in os.walk(sim.pin_root) for f in fs) \
-        if os.path.isdir(sim.pin_root) else []
-    return links, qd, pins
-
 
 @pytest.fixture
 def host(sim):

@@ -6,7 +6,6 @@ parallel commands.
         vxlan0  eth0 10.99.0.1 -- fabric -- eth0 10.99.0.2  vxlan0
 """
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,13 +13,9 @@ import time
 
 import pytest
 
-from conftest import ROOT
-from test_bridge import snapshot
+from conftest import BPFNETCTL, snapshot
 
 from bpfnet.demos import bridge as demo
-
-BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
-
 
 def cli(sim, ns, *argv, timeout=60):
     return subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", ns, *argv],

@@ -3,10 +3,9 @@ redirected where they do not belong, every drop counted under a reason."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bridge_prog import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, InjectCfg, U32, br  # noqa: F401
+from test_bridge_prog import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, U32, br  # noqa: F401
 
 from bpfnet import abi, libbpf
-from bpfnet.abi import ip_pack
 
 frames = st.binary(min_size=14, max_size=300)
 FUZZ = settings(max_examples=300, deadline=None,
@@ -38,8 +37,7 @@ def test_ingress_delivers_only_into_the_vnis_port(br, frame, vni):
         br.add_vni(10)
     before = counters(br)
     n_before = len(br.fdb)
-    br.inj_cfg[U32(0)] = InjectCfg(remote=ip_pack("10.0.0.2"), vni=vni)
-    r = libbpf.prog_test_run(br.inj.prog_fd("inject_tunnel"), frame, ctx=abi.SkBuff())
+    r = br.inj.run(frame, vni, "10.0.0.2")
     after = counters(br)
     if vni == 10:
         assert r.retval == TC_ACT_REDIRECT and (r.ctx.cb[0], r.ctx.cb[1]) == (PORT, 1)

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import OBJ_DIR, need_root
+from conftest import need_root
+from inject import Injector
 from packets import BCAST, MAC_A, MAC_B, pkt_v4
 
 from bpfnet import abi, libbpf
@@ -23,10 +24,6 @@ PORT, VXLAN = 1, 42
 U32 = ctypes.c_uint32
 
 
-class InjectCfg(ctypes.Structure):
-    _fields_ = [("remote", abi.BpfnetIP), ("vni", ctypes.c_uint32), ("ipv6", ctypes.c_uint32)]
-
-
 class Bridge:
     def __init__(self, obj, inj):
         self.obj, self.inj = obj, inj
@@ -37,9 +34,6 @@ class Bridge:
         self.fdb = m("br_fdb", BrFdbKey, BrFdbVal)
         self.allow = m("br_allow", BrAllowKey, U32)
         self.stats = PerCpuArray(obj.map_fd("br_stats"), abi.BrStats, "br_stats", owned=False)
-        self.inj_cfg = Map(inj.map_fd("inject_cfg"), U32, InjectCfg, owned=False)
-        progs = inj.map_fd("inject_progs")
-        libbpf.update(progs, U32(0), ctypes.c_int(obj.prog_fd("bridge_ingress")))
         self.cfg[U32(0)] = BrCfg(vxlan_ifindex=VXLAN, ageing_s=300, group=ip_pack("239.1.1.1"))
 
     def add_vni(self, vni, port=PORT, flags=0, group="239.1.1.1"):
@@ -52,9 +46,7 @@ class Bridge:
     def ingress(self, frame, vni, remote="10.0.0.2", tunnel=True):
         if not tunnel:
             return libbpf.prog_test_run(self.obj.prog_fd("bridge_ingress"), frame, ctx=abi.SkBuff())
-        ip = ip_pack(remote)
-        self.inj_cfg[U32(0)] = InjectCfg(remote=ip, vni=vni, ipv6=int(":" in remote))
-        return libbpf.prog_test_run(self.inj.prog_fd("inject_tunnel"), frame, ctx=abi.SkBuff())
+        return self.inj.run(frame, vni, remote)
 
     def egress(self, frame, ifindex=PORT):
         return libbpf.prog_test_run(self.obj.prog_fd("bridge_egress"), frame,
@@ -68,10 +60,7 @@ class Bridge:
 def br(loaded_obj):
     need_root()
     obj = loaded_obj("bridge")
-    import os
-    from bpfnet.libbpf import BpfObject
-    inj = BpfObject.open(os.path.join(OBJ_DIR, "..", "tests", "tunnel_inject.bpf.o"))
-    inj.load()
+    inj = Injector(obj.prog_fd("bridge_ingress"))
     try:
         yield Bridge(obj, inj)
     finally:
@@ -210,8 +199,8 @@ def test_full_fdb_keeps_forwarding_known_flows_and_counts_evictions(br, pin_root
     from bpfnet.functions.base import PinDir
     from bpfnet.functions.bridge import Bridge as BridgeFn
     br.add_vni(10)
-    br.inj_cfg[U32(0)] = InjectCfg(remote=ip_pack("10.0.0.2"), vni=10)
-    inject = br.inj.prog_fd("inject_tunnel")
+    br.inj.set(10, "10.0.0.2")
+    inject = br.inj.fd
     base = bytearray(pkt_v4())
     libbpf.prog_test_run(inject, pkt_v4(src_mac=MAC_A), ctx=abi.SkBuff())
     n = abi.BR_FDB_MAX + 1000

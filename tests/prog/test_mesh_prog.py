@@ -7,11 +7,11 @@ mesh_ingress. Egress runs on ifindex 1 (lo), the one device test_run can
 always bind skb->ifindex to, so lo plays the port; the other ports and the
 VXLAN device (42) are made-up ifindexes, which a redirect does not check."""
 import ctypes
-import os
 
 import pytest
 
-from conftest import OBJ_DIR, need, need_root
+from conftest import need_root
+from inject import Injector
 from packets import BCAST, MAC_A, MAC_B, pkt_v4
 
 from bpfnet import abi, libbpf
@@ -25,10 +25,6 @@ U32 = ctypes.c_uint32
 STATS = [f for f, _ in abi.MeshStats._fields_]
 
 
-class InjectCfg(ctypes.Structure):
-    _fields_ = [("remote", abi.BpfnetIP), ("vni", ctypes.c_uint32), ("ipv6", ctypes.c_uint32)]
-
-
 class Mesh:
     def __init__(self, obj, inj):
         self.obj, self.inj = obj, inj
@@ -37,8 +33,6 @@ class Mesh:
         self.peers = m("mesh_peers", MeshPeerKey, MeshPeerVal)
         self.ports = m("mesh_ports", U32, MeshPortVal)
         self.stats = PerCpuArray(obj.map_fd("mesh_stats"), abi.MeshStats, "mesh_stats", owned=False)
-        self.inj_cfg = Map(inj.map_fd("inject_cfg"), U32, InjectCfg, owned=False)
-        libbpf.update(inj.map_fd("inject_progs"), U32(0), ctypes.c_int(obj.prog_fd("mesh_ingress")))
         self.configure("10.99.0.1")
 
     def configure(self, local=None, vxlan=VXLAN):
@@ -61,8 +55,7 @@ class Mesh:
     def ingress(self, frame, vni=None, remote=None):
         if vni is None:  # no tunnel metadata at all
             return libbpf.prog_test_run(self.obj.prog_fd("mesh_ingress"), frame, ctx=abi.SkBuff())
-        self.inj_cfg[U32(0)] = InjectCfg(remote=ip_pack(remote), vni=vni, ipv6=int(":" in remote))
-        return libbpf.prog_test_run(self.inj.prog_fd("inject_tunnel"), frame, ctx=abi.SkBuff())
+        return self.inj.run(frame, vni, remote)
 
     def egress(self, frame, ifindex=PORT, came_from=0):
         return libbpf.prog_test_run(self.obj.prog_fd("mesh_egress"), frame,
@@ -73,10 +66,7 @@ class Mesh:
 def mesh(loaded_obj):
     need_root()
     obj = loaded_obj("mesh")
-    path = os.path.join(OBJ_DIR, "..", "tests", "tunnel_inject.bpf.o")
-    need(os.path.exists(path), f"{path} not built: run make")
-    inj = libbpf.BpfObject.open(path)
-    inj.load()
+    inj = Injector(obj.prog_fd("mesh_ingress"))
     try:
         yield Mesh(obj, inj)
     finally:
