@@ -96,7 +96,8 @@ def test_pinned_maps_dump_with_named_fields(topo):
     assert '"remote":' in plain and '"mac":' in plain
     for name in ("br_cfg", "br_vni", "br_port", "br_allow", "bridge_ingress", "bridge_egress"):
         assert os.path.exists(os.path.join(d, name))
-        assert os.stat(os.path.join(d, name)).st_mode & 0o777 == 0o600
+        st = os.stat(os.path.join(d, name))
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
     assert os.stat(d).st_mode & 0o777 == 0o700
 
 
@@ -264,6 +265,12 @@ def test_bad_input_before_load(host):
         assert code == 2, (argv, err)
         assert err.count("\n") == 1 and frag in err, (argv, err)
         assert snapshot(sim, h) == before, argv
+    for root in ("/tmp", "/proc/bpfnet"):  # not bpffs: refused before anything
+        r = subprocess.run([BPFNETCTL, "--pin-root", root, "--netns", h, "load", "bridge"],
+                           capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == f"bpfnetctl: error: load bridge: pin root {root} is not on a bpf filesystem\n"
+        assert snapshot(sim, h) == before
     r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", "bpfnet-no-such-ns",
                         "status"], capture_output=True, text=True)
     assert r.returncode == 2
