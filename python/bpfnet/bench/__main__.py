@@ -1,5 +1,6 @@
 """python -m bpfnet.bench [--out DIR] [--quick] [--rounds N] [--seconds S]
                          [--only datapath,progs,control] [--variants a,b]
+                         [--render bench.json]
 
 Writes DIR/bench.md and DIR/bench.json and prints the table. Needs root,
 iperf3 and the built objects (make). Takes about ten minutes in full; --quick
@@ -8,6 +9,7 @@ iperf3 and the built objects (make). Takes about ten minutes in full; --quick
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -32,6 +34,8 @@ def parse(argv):
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--variants", help="comma-separated data path variants (default all)")
+    p.add_argument("--render", metavar="JSON",
+                   help="only rewrite the Markdown (and targets) from an earlier bench.json")
     a = p.parse_args(argv)
     a.only = [s for s in a.only.split(",") if s]
     bad = [s for s in a.only if s not in SECTIONS]
@@ -61,8 +65,11 @@ def preflight() -> str | None:
 
 # --- the Markdown ------------------------------------------------------------------
 
-DP_METRICS = (("tcp_gbps", "TCP Gbit/s", 1, 2), ("tcp_gbit_per_cpu_s", "TCP Gbit per CPU s", 1, 2),
-              ("udp_pps", "64 B kpps", 1e-3, 0), ("udp_pps_per_cpu_s", "64 B kpps per CPU s", 1e-3, 0))
+# tcp_gbit_per_cpu_s stays in the JSON only: a TCP stream's softirq work is
+# often deferred to ksoftirqd, whose CPU time iperf3 does not see, so that
+# figure swung as much as the wall-clock one.
+DP_METRICS = (("tcp_gbps", "TCP Gbit/s", 1, 2), ("udp_pps", "64 B kpps", 1e-3, 0),
+              ("udp_pps_per_cpu_s", "64 B kpps per CPU s", 1e-3, 0))
 
 
 def md_datapath(dp: dict, rounds: int, seconds: float) -> list[str]:
@@ -86,10 +93,10 @@ def md_datapath(dp: dict, rounds: int, seconds: float) -> list[str]:
            f"{seconds:g} s after 1 s omitted. 64 B: 18-byte UDP payloads (64-byte frames with "
            f"FCS) sent with sendmmsg for {seconds:g} s, counted as delivered into the receiving "
            "tenant. Underlay MTU 1550, tenant MTU 1500; bridged frames skip iptables. On veth "
-           "every hop runs in the sender's context, so each path is CPU-bound on one core: "
-           "\"per CPU s\" divides by the CPU time the traffic's own processes used (iperf3 "
-           "client + server; the UDP sender's thread), which is what a dedicated core would "
-           "do and stays steady while the wall-clock figures swing with the machine's load.", "",
+           "every hop of a frame runs in the sender's context, so the 64 B path is CPU-bound "
+           "on one core: \"per CPU s\" divides the frames delivered by the sending thread's "
+           "CPU time, which is what a dedicated core would do and stays steady while the "
+           "wall-clock figures swing with the machine's load.", "",
            md_table(head, rows), ""]
     b, m = dp.get("bridge"), dp.get("bridge-mon")
     if b and m and b["status"] == "ok" and m["status"] == "ok":
@@ -198,8 +205,8 @@ def targets(data: dict) -> list[dict]:
 
     def ok(r):
         return r and r.get("status") == "ok"
-    pairs = (("tcp_gbit_per_cpu_s", "TCP, per CPU s"), ("udp_pps_per_cpu_s", "64 B, per CPU s"),
-             ("tcp_gbps", "TCP, wall clock"), ("udp_pps", "64 B, wall clock"))
+    pairs = (("tcp_gbps", "TCP"), ("udp_pps_per_cpu_s", "64 B, per CPU s"),
+             ("udp_pps", "64 B, wall clock"))
     if ok(ref) and ok(br):
         for k, name in pairs:
             r = ratio(br.get(k), ref.get(k))
@@ -237,8 +244,8 @@ def targets(data: dict) -> list[dict]:
     return out
 
 
-def markdown(data: dict, args) -> str:
-    m = data["machine"]
+def markdown(data: dict) -> str:
+    m, cfg = data["machine"], data["config"]
     out = ["# bpfnet benchmarks", "",
            f"Run {data['started']} on {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, "
            f"{m['memory_mib']:,} MiB, kernel {m['kernel']}. Machine load: load average "
@@ -247,7 +254,7 @@ def markdown(data: dict, args) -> str:
            f"(the benchmark included). Took {data['elapsed_s']:.0f} s. "
            f"Reproduce: `make bench` ({data['command']}).", ""]
     if "datapath" in data:
-        out += md_datapath(data["datapath"], args.rounds, args.seconds)
+        out += md_datapath(data["datapath"], cfg["rounds"], cfg["seconds"])
     if "progs" in data:
         out += md_progs(data["progs"])
     if "control" in data:
@@ -263,6 +270,15 @@ def markdown(data: dict, args) -> str:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.render:
+        with open(args.render) as f:
+            data = json.load(f)
+        data["targets"] = targets(data)
+        text = markdown(data)
+        mp, jp = report.write(args.out, data, text)
+        print(text)
+        log(f"bench: wrote {mp} and {jp}")
+        return 0
     why = preflight()
     if why:
         log(f"bench: {why}")
@@ -297,7 +313,7 @@ def main(argv=None) -> int:
     data["elapsed_s"] = time.monotonic() - t0
     data["cpu_busy"] = cpu.busy()
     data["loadavg_end"] = list(os.getloadavg())
-    text = markdown(data, args)
+    text = markdown(data)
     mp, jp = report.write(args.out, data, text)
     print(text)
     log(f"bench: wrote {mp} and {jp}")
