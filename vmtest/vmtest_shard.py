@@ -24,12 +24,15 @@ def _module_of(item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-def _claim(claims: str, module: str) -> bool:
+def _claim(claims: str, module: str, guest: str) -> bool:
+    d = os.path.join(claims, module.replace("/", "__"))
     try:
-        os.mkdir(os.path.join(claims, module.replace("/", "__")))
-        return True
+        os.mkdir(d)
     except FileExistsError:
         return False
+    with open(os.path.join(d, f"{guest}.{os.getpid()}"), "w"):
+        pass
+    return True
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -55,7 +58,7 @@ def pytest_runtestloop(session):
     def next_module():
         while queue:
             m = queue.pop()
-            if _claim(claims, m):
+            if _claim(claims, m, guest):
                 return modules[m]
         return None
 
