@@ -103,10 +103,17 @@ class Case:
     """One program on one kind of frame; ``run`` returns ns per packet."""
 
     def __init__(self, fn: str, prog: str, what: str, fd: int, frames: dict, ctx_kw: dict,
-                 expect: int, before=None):
+                 expect: int, before=None, check=None):
         self.fn, self.prog, self.what = fn, prog, what
         self.fd, self.frames, self.ctx_kw = fd, frames, ctx_kw
-        self.expect, self.before = expect, before
+        self.expect, self.before, self.check = expect, before, check
+        self.problem = None
+
+    def verify(self) -> None:
+        """After a run: did the program take the path the case names? (A
+        verdict alone does not tell a unicast from a flood.)"""
+        if self.check and self.problem is None:
+            self.problem = self.check()
 
     def run(self, size: int, repeat: int) -> tuple[float, int]:
         if self.before:
@@ -125,10 +132,17 @@ def bridge_cases(objs: Objects, inj) -> list[Case]:
     _map(o, "br_port", U32, abi.BrPortVal)[U32(PORT)] = abi.BrPortVal(vni=VNI)
     fdb = _map(o, "br_fdb", abi.BrFdbKey, abi.BrFdbVal)
     fdb_val = abi.BrFdbVal(remote=ip_pack(REMOTE), vni=VNI, rx_pkts=1)
+    key_b = abi.BrFdbKey(mac=abi.Mac.from_buffer_copy(MAC_B), port=PORT)
 
     def learned():  # the remote tenant is known and fresh
         fdb_val.seen_ns = time.monotonic_ns()
-        fdb[abi.BrFdbKey(mac=abi.Mac.from_buffer_copy(MAC_B), port=PORT)] = fdb_val
+        fdb[key_b] = fdb_val
+
+    def sent_to_remote():  # each run was a unicast to the learned remote
+        e = fdb.get(key_b)
+        if e is None or e.tx_pkts == 0:
+            return "FDB entry gone or never hit: measured the flood path"
+        return None
 
     learned()
     uni = {s: frame(s) for s in SIZES}
@@ -136,7 +150,7 @@ def bridge_cases(objs: Objects, inj) -> list[Case]:
     from_remote = {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES}
     eg = o.prog_fd("bridge_egress")
     cases = [Case("bridge", "bridge_egress", "known unicast (FDB hit)", eg, uni,
-                  {"ifindex": PORT}, TC_ACT_REDIRECT, learned),
+                  {"ifindex": PORT}, TC_ACT_REDIRECT, learned, sent_to_remote),
              Case("bridge", "bridge_egress", "broadcast (flood)", eg, bc,
                   {"ifindex": PORT}, TC_ACT_REDIRECT)]
     if inj is not None:
@@ -226,13 +240,15 @@ def run(rounds: int, repeat: int, log) -> dict:
             for s in SIZES:
                 for c in cases:
                     ns, verdict = c.run(s, repeat)
+                    c.verify()
                     got[(id(c), s)].append(ns)
                     verdicts[id(c)] = verdict
         for c in cases:
             ok = verdicts.get(id(c)) == c.expect
-            rows.append({"fn": c.fn, "prog": c.prog, "what": c.what,
-                         "status": "ok" if ok else
-                         f"unexpected verdict {verdicts.get(id(c))} (expected {c.expect})",
+            status = "ok" if ok else f"unexpected verdict {verdicts.get(id(c))} (expected {c.expect})"
+            if c.problem:
+                status = c.problem
+            rows.append({"fn": c.fn, "prog": c.prog, "what": c.what, "status": status,
                          "ns": {str(s): summary(got[(id(c), s)]) for s in SIZES}})
     finally:
         objs.close()
