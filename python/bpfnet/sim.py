@@ -151,6 +151,17 @@ class Sim:
             ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0],
                      master=ipr.link_lookup(ifname=bridge)[0])
 
+    def quiet(self, ns: str, everything: bool = True) -> None:
+        """No IPv6 on devices made from now on in ``ns`` (on all of them if
+        ``everything``) and no IGMP reports for link-local groups (a Linux
+        bridge joins 224.0.0.106): no router solicitations, DAD, MLD or IGMP
+        chatter, so only what a demo or test sends crosses and counters can
+        be exact."""
+        self.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
+        self.sysctl(ns, "net.ipv4.igmp_link_local_mcast_reports", "0")
+        if everything:
+            self.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
+
     def sysctl(self, ns: str, key: str, value: str) -> None:
         """Writes /proc/sys/KEY inside ``ns``."""
         netns.pushns(ns)
@@ -188,12 +199,16 @@ class Sim:
         self.route(ns, "0.0.0.0/0" if ":" not in underlay else "::/0", "eth0")
         return ns
 
-    def tenant(self, host: str, short: str, cidr: str, bridge: str, mac: str | None = None,
+    def tenant(self, host: str, short: str, cidr: str | None, bridge: str, mac: str | None = None,
                mtu: int | None = None) -> str:
-        """A tenant namespace whose eth0 (``cidr``) plugs into ``bridge`` of ``host``."""
+        """A quiet tenant namespace whose eth0 (``cidr``, or none) plugs into
+        ``bridge`` of ``host``. Its ARP never re-probes an entry in use, so
+        frames cross only when the demo or a test sends them."""
         ns = self.ns(short)
+        self.quiet(ns)
         hif = f"t{short}"[-15:]
         self.veth(host, hif, ns, "eth0", mac_b=mac, mtu=mtu)
+        self.sysctl(ns, "net.ipv4.neigh.eth0.delay_first_probe_time", "3600")
         with self.ipr(host) as ipr:
             if not ipr.link_lookup(ifname=bridge):
                 ipr.link("add", ifname=bridge, kind="bridge")

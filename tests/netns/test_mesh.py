@@ -11,7 +11,7 @@ IPv6-only underlay; then unload and bad input on one host.
            +------------------ fabric: sw0 (L2) -------------------+----+ (no peer)
 
 Tenants are 192.168.0.<host+1>/24 in both VNIs, MACs 02:00:00:<vni>:00:<host+1>,
-without IPv6 and without ARP re-probes (demos/mesh.py quiet()), so the
+without IPv6 and without ARP re-probes (Sim.quiet, Sim.tenant), so the
 counters move only with what a test sends. IPv6 underlay: fd00:99::1..3/64,
 no IPv4 on eth0.
 """

@@ -41,6 +41,7 @@ def build(sim: Sim, n_hosts: int = 3, vnis=VNIS, say=lambda *_: None, allow: boo
     hosts, tenants = [], {}
     for i in range(n_hosts):
         h = sim.host(f"h{i}", f"{underlay_ip(i)}/24")
+        sim.quiet(h, everything=False)  # tenant bridges and ports stay silent
         hosts.append(h)
         say(f"$ bpfnetctl --netns {h} load bridge --local {underlay_ip(i)} --group {GROUP}")
         sim.bpfnetctl("load", "bridge", "--local", underlay_ip(i), "--group", GROUP, netns_=h)

@@ -121,16 +121,9 @@ def vlan_supported(sim: Sim, ns: str) -> bool:
             ipr.link("del", index=ipr.link_lookup(ifname="vprobe0")[0])
 
 
-def _quiet(sim: Sim, ns: str) -> None:
-    """No IPv6 in ``ns``: no DAD, MLD or router solicitations, so the only
-    traffic is what the demo or test sends and the counters are exact."""
-    for scope in ("all", "default"):
-        sim.sysctl(ns, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
-
-
 def _ns(sim: Sim, short: str) -> str:
     ns = sim.ns(short)
-    _quiet(sim, ns)
+    sim.quiet(ns)
     return ns
 
 

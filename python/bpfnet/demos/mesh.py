@@ -50,37 +50,15 @@ def tenant_mac(i: int, vni: int) -> str:
     return f"02:00:00:{vni & 0xff:02x}:00:{i + 1:02x}"
 
 
-def quiet(sim: Sim, ns: str, everything: bool = True) -> None:
-    """No IPv6 on devices made from now on (and on all, if ``everything``),
-    no IGMP reports for link-local groups (a Linux bridge joins 224.0.0.106):
-    no router solicitations, MLD or IGMP reports crossing the mesh."""
-    sim.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
-    sim.sysctl(ns, "net.ipv4.igmp_link_local_mcast_reports", "0")
-    if everything:
-        sim.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
-
-
 def tenant(sim: Sim, host: str, short: str, cidr: str | None, bridge: str,
            mac: str | None = None) -> str:
-    """A quiet tenant namespace whose eth0 (``cidr``, or none) plugs into
-    ``bridge`` of ``host``. Its ARP never re-probes an entry in use, so
-    frames cross only when the demo or a test sends them: counters can be
-    exact."""
-    ns = sim.ns(short)
-    quiet(sim, ns)
-    hif = f"t{short}"[-15:]
-    sim.veth(host, hif, ns, "eth0", mac_b=mac)
-    sim.sysctl(ns, "net.ipv4.neigh.eth0.delay_first_probe_time", "3600")
-    sim.enslave(host, hif, bridge)
-    if cidr:
-        sim.addr(ns, "eth0", cidr)
-    return ns
+    return sim.tenant(host, short, cidr, bridge, mac=mac)
 
 
 def add_host(sim: Sim, i: int, family: int = 4, say=lambda *_: None) -> str:
     """Host ``h<i>`` on the fabric with the mesh loaded (no peers yet)."""
     h = sim.host(f"h{i}", underlay_cidr(i, family))
-    quiet(sim, h, everything=False)  # eth0 keeps its IPv6 (the v6 underlay needs it)
+    sim.quiet(h, everything=False)  # eth0 keeps its IPv6 (the v6 underlay needs it)
     ip = underlay_ip(i, family)
     say(f"$ bpfnetctl --netns {h} load mesh --local {ip}")
     sim.bpfnetctl("load", "mesh", "--local", ip, netns_=h)

@@ -53,13 +53,6 @@ def frame_bytes(size: int) -> int:
     return 50 + 42 + size
 
 
-def _quiet_ipv6(sim: Sim, ns: str) -> None:
-    """No IPv6 on the tenant side (as in the seed's IPv4-only clients): the
-    stats table shows the clients' traffic, not router and MLD chatter."""
-    for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):
-        sim.sysctl(ns, key, "1")
-
-
 def build(sim: Sim, n_hosts: int = N_HOSTS, vnis=VNIS, say=lambda *_: None) -> dict:
     """The hosts, their VXLAN devices, bridges and clients; the monitor on h0."""
     sim.fabric()
@@ -67,7 +60,7 @@ def build(sim: Sim, n_hosts: int = N_HOSTS, vnis=VNIS, say=lambda *_: None) -> d
     for i in range(n_hosts):
         h = sim.host(f"h{i}", f"{underlay_ip(i)}/24")
         hosts.append(h)
-        _quiet_ipv6(sim, h)
+        sim.quiet(h)
         with sim.ipr(h) as ipr:
             eth0 = ipr.link_lookup(ifname="eth0")[0]
             for v in vnis:
@@ -78,7 +71,7 @@ def build(sim: Sim, n_hosts: int = N_HOSTS, vnis=VNIS, say=lambda *_: None) -> d
                 ipr.link("set", index=vx, master=br, state="up")
         for v in vnis:
             c = sim.ns(f"h{i}c{v}")
-            _quiet_ipv6(sim, c)
+            sim.quiet(c)
             sim.veth(h, f"th{i}c{v}", c, "eth0")
             sim.enslave(h, f"th{i}c{v}", f"br{v}")
             sim.addr(c, "eth0", f"{client_ip(i, v)}/24")
