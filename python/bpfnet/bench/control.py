@@ -24,9 +24,12 @@ FDB       one host namespace holds both tables:
             IPRoute.fdb("dump"), as a Python control plane would.
           dump -> JSON rows {mac, vni, port, remote} -> json.dumps.
           The device is recreated (empty) before each round.
+  prototype  ProtoFdb: bpfnet's syscalls without a ctypes object per entry,
+          to size what a faster Map/Bridge.fdb would give (not bpfnet's path).
 pyroute2 is slow (hundreds of microseconds a request): it runs at the
 smallest count every round, at the middle count once, and the largest count
-is extrapolated linearly from the middle one, and labelled so.
+is extrapolated linearly from the middle one, and labelled so. Dumps (and
+JSON) run up to json_max (100k); above it, provisioning and Map.dump only.
 """
 from __future__ import annotations
 
