@@ -10,6 +10,7 @@ and converted only here, with ``.packed`` (network order).
 from __future__ import annotations
 
 import ctypes
+import struct
 from ctypes import c_uint8, c_uint32, c_uint64
 
 from netaddr import EUI, IPAddress, mac_unix_expanded
@@ -82,6 +83,11 @@ class BrFdbKey(ctypes.Structure):
 class BrFdbVal(ctypes.Structure):
     _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("pad", c_uint32),
                 ("rx_pkts", c_uint64), ("tx_pkts", c_uint64), ("seen_ns", c_uint64)]
+
+
+# the same two layouts as struct formats, for bulk reads (struct.iter_unpack)
+BR_FDB_KEY = struct.Struct("=6s2xI")        # mac, port
+BR_FDB_VAL = struct.Struct("=16sIIQQQ")     # remote, vni, pad, rx_pkts, tx_pkts, seen_ns
 
 
 class BrAllowKey(ctypes.Structure):

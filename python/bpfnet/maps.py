@@ -114,43 +114,71 @@ class Map(MutableMapping):
             libbpf.delete(self.fd, k)
 
     # batch operations (hash maps): one syscall per BATCH elements
-    def dump(self) -> list:
-        """All (key, value) pairs with bpf_map_lookup_batch."""
-        out = []
+    def dump_batches(self):
+        """Every element with bpf_map_lookup_batch, as (keys, values, n) per
+        batch: two memoryviews of ``n`` packed keys and values, valid until
+        the next batch. For bulk readers (struct.iter_unpack), with no Python
+        object per element."""
         ksz, vsz = ctypes.sizeof(self.key_type), ctypes.sizeof(self.value_type)
         keys = (self.key_type * BATCH)()
         values = (self.value_type * BATCH)()
         in_b, out_b = None, self.key_type()
         while True:
             n, done = libbpf.lookup_batch(self.fd, in_b, out_b, keys, values, BATCH)
-            kb, vb = bytes(keys), bytes(values)
-            for i in range(n):
-                out.append((self.key_type.from_buffer_copy(kb, i * ksz),
-                            self.value_type.from_buffer_copy(vb, i * vsz)))
+            yield (memoryview(keys).cast("B")[:n * ksz], memoryview(values).cast("B")[:n * vsz], n)
             if done:
-                return out
-            in_b = out_b
-            out_b = self.key_type()
+                return
+            in_b, out_b = out_b, self.key_type()
+
+    def dump(self) -> list:
+        """All (key, value) pairs, as ctypes objects."""
+        ksz, vsz = ctypes.sizeof(self.key_type), ctypes.sizeof(self.value_type)
+        out = []
+        for kb, vb, n in self.dump_batches():
+            kb, vb = bytes(kb), bytes(vb)
+            out += [(self.key_type.from_buffer_copy(kb, i * ksz),
+                     self.value_type.from_buffer_copy(vb, i * vsz)) for i in range(n)]
+        return out
+
+    def update_raw(self, keys, values) -> int:
+        """Writes packed keys and values (bytes-like, one after another) with
+        bpf_map_update_batch, BATCH at a time, without copying them."""
+        ksz, vsz = ctypes.sizeof(self.key_type), ctypes.sizeof(self.value_type)
+        kbuf, vbuf = bytearray(keys), bytearray(values)
+        n = len(kbuf) // ksz
+        if len(kbuf) != n * ksz or len(vbuf) != n * vsz:
+            raise ValueError(f"{self.name}: {len(kbuf)} key bytes and {len(vbuf)} value bytes "
+                             f"are not {ksz}- and {vsz}-byte elements of one count")
+        done = 0
+        for i in range(0, n, BATCH):
+            c = min(BATCH, n - i)
+            ka = (self.key_type * c).from_buffer(kbuf, i * ksz)
+            va = (self.value_type * c).from_buffer(vbuf, i * vsz)
+            done += libbpf.update_batch(self.fd, ka, va, c)
+            del ka, va  # release the exports before the buffers go
+        return done
 
     def update_many(self, pairs) -> int:
-        """Writes (key, value) pairs with bpf_map_update_batch."""
+        """Writes (key, value) pairs of ctypes objects with bpf_map_update_batch."""
         pairs = list(pairs)
+        return self.update_raw(b"".join(bytes(k) for k, _ in pairs),
+                               b"".join(bytes(v) for _, v in pairs))
+
+    def delete_raw(self, keys) -> int:
+        """Deletes packed keys (bytes-like) with bpf_map_delete_batch."""
+        ksz = ctypes.sizeof(self.key_type)
+        kbuf = bytearray(keys)
+        n = len(kbuf) // ksz
         done = 0
-        for i in range(0, len(pairs), BATCH):
-            chunk = pairs[i:i + BATCH]
-            keys = (self.key_type * len(chunk))(*[k for k, _ in chunk])
-            values = (self.value_type * len(chunk))(*[v for _, v in chunk])
-            done += libbpf.update_batch(self.fd, keys, values, len(chunk))
+        for i in range(0, n, BATCH):
+            c = min(BATCH, n - i)
+            ka = (self.key_type * c).from_buffer(kbuf, i * ksz)
+            done += libbpf.delete_batch(self.fd, ka, c)
+            del ka
         return done
 
     def delete_many(self, keys) -> int:
-        keys = list(keys)
-        done = 0
-        for i in range(0, len(keys), BATCH):
-            chunk = keys[i:i + BATCH]
-            arr = (self.key_type * len(chunk))(*chunk)
-            done += libbpf.delete_batch(self.fd, arr, len(chunk))
-        return done
+        return self.delete_raw(b"".join(bytes(k) for k in keys))
 
 
 class PerCpuArray(Map):

@@ -62,6 +62,7 @@ def test_vnis_stay_isolated_with_the_same_subnet(topo):
 def test_learning_shows_in_fdb_show_json(topo):
     sim = topo["sim"]
     assert sim.ping_until(topo["tenants"][(0, 10)], demo.tenant_ip(1))
+    assert sim.ping_until(topo["tenants"][(0, 10)], demo.tenant_ip(2))
     code, out, _ = ctl(topo, "fdb", "show", "--json", "--vni", "10")
     assert code == 0
     rows = {r["mac"]: r for r in json.loads(out)}

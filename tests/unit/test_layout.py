@@ -58,3 +58,12 @@ def test_enum_values(types, name):
         assert [values.get(n) for n in want] == list(range(len(want))), obj
         # every counter but the __MAX sentinel is mirrored
         assert set(values) - set(want) <= {n for n in values if n.startswith("__")}, obj
+
+
+def test_struct_formats_match_the_mirrors():
+    assert abi.BR_FDB_KEY.size == ctypes.sizeof(abi.BrFdbKey)
+    assert abi.BR_FDB_VAL.size == ctypes.sizeof(abi.BrFdbVal)
+    k = abi.BrFdbKey(mac=abi.mac_pack("02:00:00:00:00:07"), port=9)
+    v = abi.BrFdbVal(remote=abi.ip_pack("10.0.0.2"), vni=10, rx_pkts=1, tx_pkts=2, seen_ns=3)
+    assert abi.BR_FDB_KEY.unpack(bytes(k)) == (bytes.fromhex("020000000007"), 9)
+    assert abi.BR_FDB_VAL.unpack(bytes(v)) == (bytes(v.remote), 10, 0, 1, 2, 3)

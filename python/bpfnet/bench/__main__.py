@@ -147,29 +147,25 @@ def md_control(cp: dict) -> list[str]:
             return fmt_ratio(r)
         for n, row in fdb.items():
             b, kb, kp = row["bpfnet"], row["kernel_batch"], row["kernel_pyroute2"]
-            pt = row.get("prototype") or {}
-            rows.append([f"provision {int(n):,}", cell(b, "provision_s"), cell(pt, "provision_s"),
+            rows.append([f"provision {int(n):,}", cell(b, "provision_s"),
                          cell(kb, "provision_s"), cell(kp, "provision_s"),
                          sp(b, kb, "provision_s"), sp(b, kp, "provision_s")])
         for n, row in fdb.items():
             b, kb, kp = row["bpfnet"], row["kernel_batch"], row["kernel_pyroute2"]
-            pt = row.get("prototype") or {}
             if b.get("json_s"):
-                rows.append([f"dump {int(n):,} as JSON", cell(b, "json_s"), cell(pt, "json_s"),
+                rows.append([f"dump {int(n):,} as JSON", cell(b, "json_s"),
                              cell(kb, "json_s"), cell(kp, "json_s"), sp(b, kb, "json_s"),
                              sp(b, kp, "json_s")])
         for n, row in fdb.items():
-            rows.append([f"dump {int(n):,}, `Map.dump` only", cell(row["bpfnet"], "dump_s"),
-                         "", "", "", "", ""])
-        out += ["FDB entries, seconds, median (min–max). bpfnet: `Map.update_many` / `Map.dump` "
-                "(batch syscalls, 4096 entries a call) on the bridge's `br_fdb` resized to 2M "
-                "entries; JSON: `Bridge.fdb()` + `json.dumps(indent=2)` (the `fdb show --json` "
-                "path). Prototype: the same syscalls without a ctypes object per entry "
-                "(contiguous buffers, `struct.iter_unpack`, MAC via `bytes.hex`, compact JSON), "
-                "not bpfnet's code path today. Kernel: the FDB of a VXLAN device (MAC -> remote "
-                "VTEP) over raw netlink, many requests per sendmsg (batched), and through "
-                "pyroute2, one request at a time. Speedups are bpfnet's own code path.", "",
-                md_table(["operation", "bpfnet s", "prototype s", "kernel netlink batched s",
+            rows.append([f"dump {int(n):,}, batches only", cell(row["bpfnet"], "dump_s"),
+                         "", "", "", ""])
+        out += ["FDB entries, seconds, median (min–max). bpfnet: `Map.update_raw` / "
+                "`Map.dump_batches` (batch syscalls, 4096 entries a call, keys and values in "
+                "contiguous buffers) on the bridge's `br_fdb` resized to 2M entries; JSON: "
+                "`Bridge.fdb()` + `cli.to_json` (the `fdb show --json` path). Kernel: the FDB of "
+                "a VXLAN device (MAC -> remote VTEP) over raw netlink, many requests per sendmsg "
+                "(batched), and through pyroute2, one request at a time.", "",
+                md_table(["operation", "bpfnet s", "kernel netlink batched s",
                           "kernel pyroute2 s", "speedup vs batched", "speedup vs pyroute2"],
                          rows), ""]
     return out

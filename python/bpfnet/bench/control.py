@@ -9,10 +9,11 @@ FDB       one host namespace holds both tables:
   bpfnet  the bridge loaded through Bridge.load, its br_fdb resized to
           FDB_MAP_MAX before load (bpf_map__set_max_entries; BR_FDB_MAX is
           65536), and a VNI whose port the entries point at.
-          provision: Map.update_many (bpf_map_update_batch, 4096 a call) of
-          prepared abi structs; the preparation is timed apart (prepare_s).
-          dump: Map.dump (bpf_map_lookup_batch), and `fdb show --json`'s
-          path: Bridge.fdb() -> json.dumps.
+          provision: Map.update_raw (bpf_map_update_batch, 4096 a call) of
+          keys and values packed into two buffers; the packing is timed
+          apart (prepare_s).
+          dump: Map.dump_batches (bpf_map_lookup_batch), and `fdb show
+          --json`'s path: Bridge.fdb() -> cli.to_json.
   kernel  a VXLAN device (id 20, not external) whose FDB holds MAC -> remote
           VTEP, the kernel's own form of the same table
           (`bridge fdb add MAC dev vxk dst IP`, NUD_PERMANENT, NTF_SELF); UDP port
@@ -24,8 +25,6 @@ FDB       one host namespace holds both tables:
             IPRoute.fdb("dump"), as a Python control plane would.
           dump -> JSON rows {mac, vni, port, remote} -> json.dumps.
           The device is recreated (empty) before each round.
-  prototype  ProtoFdb: bpfnet's syscalls without a ctypes object per entry,
-          to size what a faster Map/Bridge.fdb would give (not bpfnet's path).
 pyroute2 is slow (hundreds of microseconds a request): it runs at the
 smallest count every round, at the middle count once, and the largest count
 is extrapolated linearly from the middle one, and labelled so. Dumps (and
@@ -48,8 +47,7 @@ from netaddr import IPAddress
 from pyroute2 import netns
 
 from .. import abi, libbpf
-from ..abi import BrFdbKey, BrFdbVal
-from ..maps import BATCH
+from ..cli import to_json
 from ..functions.base import PinDir
 from ..functions.bridge import Bridge
 from ..sim import Sim
@@ -149,44 +147,46 @@ class BpfnetFdb:
             self.fdb = self.br.map("br_fdb")
         if self.fdb.max_entries != FDB_MAP_MAX:
             raise RuntimeError(f"br_fdb has {self.fdb.max_entries} entries, not {FDB_MAP_MAX}")
-        self.pairs: list = []
+        self.keys = b""
+        self.vals = b""
 
     def prepare(self, n: int) -> float:
-        """Builds the first ``n`` (key, value) structs (kept); returns seconds."""
+        """Packs the first ``n`` keys and values into two contiguous buffers
+        (kept); returns seconds."""
         t = time.perf_counter()
         now = time.monotonic_ns()
         mapped = b"\0" * 10 + b"\xff\xff"
-        for i in range(len(self.pairs), n):
-            k = BrFdbKey.from_buffer_copy(mac_of(i) + b"\0\0" + self.port.to_bytes(4, "little"))
-            v = BrFdbVal(remote=abi.BpfnetIP.from_buffer_copy(mapped + remote_of(i)), vni=VNI,
-                         seen_ns=now)
-            self.pairs.append((k, v))
+        port = self.port.to_bytes(4, "little")
+        have = len(self.keys) // abi.BR_FDB_KEY.size
+        self.keys += b"".join(mac_of(i) + b"\0\0" + port for i in range(have, n))
+        self.vals += b"".join(abi.BR_FDB_VAL.pack(mapped + remote_of(i), VNI, 0, 0, 0, now)
+                              for i in range(have, n))
         return time.perf_counter() - t
 
     def clear(self, n: int) -> None:
-        self.fdb.delete_many([k for k, _ in self.pairs[:n]])
+        self.fdb.delete_raw(self.keys[:n * abi.BR_FDB_KEY.size])
 
     def measure(self, n: int, as_json: bool) -> dict:
-        pairs = self.pairs[:n]
+        keys = self.keys[:n * abi.BR_FDB_KEY.size]
+        vals = self.vals[:n * abi.BR_FDB_VAL.size]
         t = time.perf_counter()
-        self.fdb.update_many(pairs)
+        self.fdb.update_raw(keys, vals)
         prov = time.perf_counter() - t
         t = time.perf_counter()
-        raw = self.fdb.dump()
+        held = sum(c for _, _, c in self.fdb.dump_batches())
         dump = time.perf_counter() - t
         out = {"provision_s": prov, "dump_s": dump}
         if as_json:
             with _in_ns(self.host):
                 t = time.perf_counter()
                 rows = self.br.fdb()
-                text = json.dumps(rows, indent=2)
+                text = to_json(rows)
                 out["json_s"] = time.perf_counter() - t
                 out["json_bytes"] = len(text)
             if len(rows) != n:
                 raise RuntimeError(f"bpfnet FDB shows {len(rows)}, not {n}")
-        if len(raw) != n:
-            raise RuntimeError(f"bpfnet FDB holds {len(raw)}, not {n}")
-        del raw
+        if held != n:
+            raise RuntimeError(f"bpfnet FDB holds {held}, not {n}")
         self.clear(n)
         return out
 
@@ -195,89 +195,6 @@ class BpfnetFdb:
             with contextlib.suppress(Exception):
                 self.br.unload()
             self.br.close()
-
-
-class ProtoFdb:
-    """What the bpfnet control plane could do (not its code path today), to
-    size the fix: the same batch syscalls, with no ctypes object per entry.
-
-    provision: keys and values prepared as two contiguous buffers; each
-      4096-entry chunk becomes a ctypes array with one from_buffer (no copy).
-    dump: bpf_map_lookup_batch into arrays, struct.iter_unpack over their
-      bytes; rows as Bridge.fdb() makes them but with bytes.hex(':') for the
-      MAC and one netaddr conversion per distinct remote; json.dumps without
-      indent (indent makes CPython use its pure-Python encoder)."""
-
-    KEY = struct.Struct("=6s2xI")
-    VAL = struct.Struct("=16sIIQQQ")
-
-    def __init__(self, bp: BpfnetFdb):
-        self.bp = bp
-        self.keys = b""
-        self.vals = b""
-
-    def prepare(self, n: int) -> None:
-        pairs = self.bp.pairs[:n]
-        self.keys = b"".join(bytes(k) for k, _ in pairs)
-        self.vals = b"".join(bytes(v) for _, v in pairs)
-
-    def provision(self, n: int) -> None:
-        fd, kt, vt = self.bp.fdb.fd, BrFdbKey, BrFdbVal
-        ks, vs = ctypes.sizeof(kt), ctypes.sizeof(vt)
-        kbuf, vbuf = bytearray(self.keys[:n * ks]), bytearray(self.vals[:n * vs])
-        for i in range(0, n, BATCH):
-            c = min(BATCH, n - i)
-            ka = (kt * c).from_buffer(kbuf, i * ks)
-            va = (vt * c).from_buffer(vbuf, i * vs)
-            libbpf.update_batch(fd, ka, va, c)
-            del ka, va
-
-    def rows(self) -> list[dict]:
-        fd, kt, vt = self.bp.fdb.fd, BrFdbKey, BrFdbVal
-        ks, vs = ctypes.sizeof(kt), ctypes.sizeof(vt)
-        ka, va = (kt * BATCH)(), (vt * BATCH)()
-        in_b, out_b = None, kt()
-        now = time.monotonic_ns()
-        ips: dict = {}
-        names: dict = {}
-        rows = []
-        net = self.bp.br.net
-        while True:
-            n, done = libbpf.lookup_batch(fd, in_b, out_b, ka, va, BATCH)
-            kb = memoryview(ka).cast("B")[:n * ks]
-            vb = memoryview(va).cast("B")[:n * vs]
-            for (mac, port), (remote, vni, _, rx, tx, seen) in zip(
-                    self.KEY.iter_unpack(kb), self.VAL.iter_unpack(vb)):
-                ip = ips.get(remote)
-                if ip is None:
-                    ip = ips[remote] = str(abi.ip_unpack(abi.BpfnetIP.from_buffer_copy(remote)))
-                name = names.get(port)
-                if name is None:
-                    name = names[port] = net.name(port)
-                rows.append({"mac": mac.hex(":"), "vni": vni, "port": name, "remote": ip,
-                             "rx_pkts": rx, "tx_pkts": tx,
-                             "age_s": round(max(0, now - seen) / 1e9, 1)})
-            if done:
-                break
-            in_b, out_b = out_b, kt()
-        rows.sort(key=lambda r: (r["vni"], r["mac"]))
-        return rows
-
-    def measure(self, n: int, as_json: bool) -> dict:
-        t = time.perf_counter()
-        self.provision(n)
-        out = {"provision_s": time.perf_counter() - t}
-        if as_json:
-            with _in_ns(self.bp.host):
-                t = time.perf_counter()
-                rows = self.rows()
-                text = json.dumps(rows)
-                out["json_s"] = time.perf_counter() - t
-                out["json_bytes"] = len(text)
-            if len(rows) != n:
-                raise RuntimeError(f"prototype dump shows {len(rows)}, not {n}")
-        self.bp.clear(n)
-        return out
 
 
 class KernelFdb:
@@ -427,7 +344,6 @@ def fdb(counts: list[int], rounds: int, log, json_max: int, pyroute2_full: int,
         sim.fabric()
         h = sim.host("h0", f"{LOCAL}/24")
         bp = BpfnetFdb(sim, h)
-        proto = ProtoFdb(bp)
         kf = KernelFdb(sim, h)
         top = max(counts)
         prep_b = bp.prepare(top)
@@ -440,12 +356,10 @@ def fdb(counts: list[int], rounds: int, log, json_max: int, pyroute2_full: int,
         gc.collect()
         gc.freeze()
         for n in counts:
-            acc: dict = {"bpfnet": [], "prototype": [], "kernel_batch": [], "kernel_pyroute2": []}
-            proto.prepare(n)
+            acc: dict = {"bpfnet": [], "kernel_batch": [], "kernel_pyroute2": []}
             for r in range(rounds):
                 js = n <= json_max
                 acc["bpfnet"].append(bp.measure(n, js))
-                acc["prototype"].append(proto.measure(n, js))
                 acc["kernel_batch"].append(kf.measure(n, "batch", js))
                 if n <= pyroute2_full or (n <= pyroute2_once and r == 0):
                     acc["kernel_pyroute2"].append(kf.measure(n, "pyroute2", js))
