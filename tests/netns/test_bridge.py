@@ -192,6 +192,27 @@ def test_unload_leaves_no_pin_filter_or_device(host):
     assert not os.path.exists(os.path.join(sim.pin_root, h))
 
 
+def test_vni_del_removes_its_port_bridge_and_entries(host):
+    sim, h = host
+    before = snapshot(sim, h)
+    assert cli(sim, h, "load", "bridge")[0] == 0
+    assert cli(sim, h, "vni", "add", "10", "--bridge", "br10")[0] == 0
+    with_10 = snapshot(sim, h)
+    assert cli(sim, h, "vni", "add", "20", "--bridge", "br20", "--allow", "10.99.0.2")[0] == 0
+    code, out, err = cli(sim, h, "vni", "del", "20")
+    assert (code, out, err) == (0, "vni 20: deleted\n", "")
+    assert snapshot(sim, h) == with_10  # port, bridge, link and nothing else gone
+    d = os.path.join(sim.pin_root, h, "bridge")
+    dump = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", os.path.join(d, "br_allow")],
+                          check=True, capture_output=True, text=True).stdout
+    assert json.loads(dump) == []  # its allow list went with it
+    code, out, _ = cli(sim, h, "vni", "show", "--json")
+    assert [r["vni"] for r in json.loads(out)] == [10]
+    assert cli(sim, h, "vni", "add", "20", "--bridge", "br20")[0] == 0  # and it can come back
+    assert cli(sim, h, "unload", "bridge")[0] == 0
+    assert snapshot(sim, h) == before
+
+
 def test_unload_keeps_a_users_bridge_and_vxlan(host):
     sim, h = host
     sim.bridge(h, "mybr")

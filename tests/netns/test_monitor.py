@@ -91,6 +91,24 @@ def entry(rows, vni, osip, odip, isip, idip) -> dict:
     return zero
 
 
+COUNTS = ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes")
+
+
+def key5(r) -> tuple:
+    return (r["vni"], r["outer_sip"], r["outer_dip"], r["inner_sip"], r["inner_dip"])
+
+
+def assert_between(before, mid, after):
+    """``mid`` was read between ``before`` and ``after``: the background
+    frames nobody waits for (ND, ARP) may move counters meanwhile, so each of
+    its flows lies between the two reads, exactly when nothing moved."""
+    b, a = {key5(r): r for r in before}, {key5(r): r for r in after}
+    assert {key5(r) for r in mid} <= set(a)
+    for r in mid:
+        lo = b.get(key5(r), dict.fromkeys(COUNTS, 0))
+        assert all(lo[c] <= r[c] <= a[key5(r)][c] for c in COUNTS), (lo, r, a[key5(r)])
+
+
 def moved(before, after):
     return {k: after[k] - before[k] for k in ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes")}
 
@@ -216,10 +234,11 @@ def test_watch_writes_totals_and_last_interval(native, tmp_path):
 
 def test_watch_command(native, tmp_path):
     sim, (h0, _) = native["sim"], native["hosts"]
+    before = flows(sim, h0)
     code, out, err = sim.bpfnetctl("stats", "--watch", "1", "--out", str(tmp_path),
                                    "--count", "2", netns_=h0)
     assert (code, err) == (0, "")
-    assert json.loads((tmp_path / "tunnel.json").read_text()) == flows(sim, h0)
+    assert_between(before, json.loads((tmp_path / "tunnel.json").read_text()), flows(sim, h0))
     assert isinstance(json.loads((tmp_path / "tunnel-delta.json").read_text()), list)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tunnel-delta.json", "tunnel.json"]
     for argv in (["--watch", "1"], ["--out", str(tmp_path)],
@@ -270,19 +289,25 @@ def test_ui_json_and_metrics(native, ui):
     code, ctype, body = get(ui, "/metrics")
     assert code == 200 and ctype.startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    want: dict = {}
-    for r in rows:
-        k = (str(r["vni"]), r["outer_sip"], r["outer_dip"])
-        want[k] = want.get(k, 0) + r["tx_bytes"]
+    rows2 = json.loads(get(ui, "/tunnel.json")[2])
+
+    def per_pair(rs) -> dict:
+        out: dict = {}
+        for r in rs:
+            k = (str(r["vni"]), r["outer_sip"], r["outer_dip"])
+            out[k] = out.get(k, 0) + r["tx_bytes"]
+        return out
+    lo, hi = per_pair(rows), per_pair(rows2)  # /metrics was read between the two
     got = {(s.labels["vni"], s.labels["outer_sip"], s.labels["outer_dip"]): s.value
            for s in fams["bpfnet_tunnel_tx_bytes"].samples if s.name.endswith("_total")}
-    assert got == want
+    assert set(lo) <= set(got) <= set(hi)
+    assert all(lo.get(k, 0) <= v <= hi[k] for k, v in got.items())
     assert all(set(s.labels) == {"vni", "outer_sip", "outer_dip"}
                for s in fams["bpfnet_tunnel_rx_packets"].samples)
-    assert fams["bpfnet_monitor_flows"].samples[0].value == len(rows)
+    assert len(rows) <= fams["bpfnet_monitor_flows"].samples[0].value <= len(rows2)
     code, _, body = get(ui, "/status.json")
     st = json.loads(body)
-    assert (st["device"], st["flows"], st["evicted"]) == ("eth0", len(rows), 0)
+    assert (st["device"], st["evicted"]) == ("eth0", 0) and st["flows"] >= len(rows2)
 
 
 def test_ui_metrics_with_inner_labels(native, ui):
