@@ -142,3 +142,20 @@ def snapshot(sim, ns):
     pins = sorted(os.path.join(d, f) for d, _, fs in os.walk(sim.pin_root) for f in fs) \
         if os.path.isdir(sim.pin_root) else []
     return Snap(links, qd, sorted(filters), sorted(progs), pins)
+
+
+def bad_input_failures(sim, ns, cases, run) -> list:
+    """Runs each (argv, message fragment) through ``run(sim, ns, *argv)``;
+    returns those that did not exit 2 with one ``bpfnetctl: error:`` line
+    holding the fragment and nothing on stdout. Asserts that none changed
+    anything (the namespace's snapshot)."""
+    before = snapshot(sim, ns)
+    failures = []
+    for argv, frag in cases:
+        code, out, err = run(sim, ns, *argv)
+        lines = err.strip().splitlines()
+        if not (code == 2 and len(lines) == 1 and lines[0].startswith("bpfnetctl: error: ")
+                and frag in lines[0] and out == ""):
+            failures.append((argv, code, err))
+        assert snapshot(sim, ns) == before, argv
+    return failures

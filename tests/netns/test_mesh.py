@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, need_root, need_tool, snapshot
+from conftest import bad_input_failures, ROOT, need_root, need_tool, snapshot
 from packets import vxlan
 
 from bpfnet import libbpf
@@ -419,16 +419,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(host):
     sim, h = host
     assert cli(sim, h, "load", "mesh", "--local", "10.99.0.1")[0] == 0
     assert cli(sim, h, "peer", "add", "10.99.0.2", "--vni", "5", "--bridge", "br5")[0] == 0
-    before = snapshot(sim, h)
-    failures = []
-    for argv, frag in BAD:
-        code, out, err = cli(sim, h, *argv)
-        lines = err.strip().splitlines()
-        if not (code == 2 and len(lines) == 1 and lines[0].startswith("bpfnetctl: error: ")
-                and frag in lines[0] and out == ""):
-            failures.append((argv, code, err))
-        assert snapshot(sim, h) == before, argv
-    assert failures == []
+    assert bad_input_failures(sim, h, BAD, cli) == []
 
 
 def test_bad_input_before_load(host):

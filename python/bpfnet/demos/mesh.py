@@ -18,7 +18,6 @@ counters show only the traffic the demo and tests make.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import select
 import socket
@@ -28,6 +27,7 @@ import time
 from pyroute2 import netns
 
 from ..sim import Sim
+from .bridge import check_all_pairs, tenant_ip  # the same tenant plan
 
 VNIS = (10, 20)
 ETH_P_EXP = 0x88B5  # IEEE 802 local experimental ethertype
@@ -40,10 +40,6 @@ def underlay_ip(i: int, family: int = 4) -> str:
 
 def underlay_cidr(i: int, family: int = 4) -> str:
     return f"{underlay_ip(i, family)}/{24 if family == 4 else 64}"
-
-
-def tenant_ip(i: int) -> str:
-    return f"192.168.0.{i + 1}"
 
 
 def tenant_mac(i: int, vni: int) -> str:
@@ -84,20 +80,6 @@ def build(sim: Sim, n_hosts: int = 3, vnis=VNIS, family: int = 4, tenants: bool 
                 topo["tenants"][(i, vni)] = tenant(sim, h, f"h{i}v{vni}", f"{tenant_ip(i)}/24",
                                                    f"br{vni}", mac=tenant_mac(i, vni))
     return topo
-
-
-def check_all_pairs(sim: Sim, topo, vnis=VNIS, count: int = 3):
-    """Pings every ordered pair of hosts in each VNI; returns rows."""
-    rows = []
-    n = len(topo["hosts"])
-    for vni in vnis:
-        for a, b in itertools.permutations(range(n), 2):
-            src = topo["tenants"][(a, vni)]
-            sim.ping_until(src, tenant_ip(b), tries=5)
-            got = sim.ping(src, tenant_ip(b), count=count)
-            rows.append({"vni": vni, "from": f"h{a}", "to": f"h{b}",
-                         "dst": tenant_ip(b), "sent": count, "received": got})
-    return rows
 
 
 def counters(sim: Sim, host: str) -> dict:
