@@ -290,9 +290,10 @@ def test_bad_input_before_load(host):
     assert r.stderr == "bpfnetctl: error: status: network namespace 'bpfnet-no-such-ns' does not exist\n"
 
 
-def test_no_default_route_asks_for_underlay(sim):
+@pytest.mark.parametrize("function", ["bridge", "mesh"])
+def test_no_default_route_asks_for_underlay(sim, function):
     ns = sim.ns("lonely")
-    code, _, err = cli(sim, ns, "load", "bridge")
+    code, _, err = cli(sim, ns, "load", function)
     assert code == 2
     assert "no default route" in err and "--underlay" in err
     assert not os.path.exists(os.path.join(sim.pin_root, ns))

@@ -461,14 +461,6 @@ def test_a_bridge_owned_vxlan_device_is_refused(host):
     assert cli(sim, h, "unload", "bridge")[0] == 0
 
 
-def test_no_default_route_asks_for_underlay(sim):
-    ns = sim.ns("lonely")
-    code, _, err = cli(sim, ns, "load", "mesh")
-    assert code == 2
-    assert "no default route" in err and "--underlay" in err
-    assert not os.path.exists(os.path.join(sim.pin_root, ns))
-
-
 def test_unknown_namespace(sim):
     """As a user runs it: ./bpfnetctl, a process."""
     r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", "bpfnet-no-such-ns",

@@ -35,7 +35,7 @@ class Bridge(Overlay):
     name = "bridge"
     cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, abi.BR_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
-    programs = ("bridge_ingress", "bridge_egress")
+    programs = (ingress_prog, egress_prog)
     maps = {
         "br_cfg": (C_U32, BrCfg),
         "br_vni": (C_U32, BrVniVal),

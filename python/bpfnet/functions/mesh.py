@@ -39,7 +39,7 @@ class Mesh(Overlay):
     name = "mesh"
     cfg_map, cfg_type, created_flag = "mesh_cfg", MeshCfg, abi.MESH_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "mesh_ingress", "mesh_egress", "mesh_ports"
-    programs = ("mesh_ingress", "mesh_egress")
+    programs = (ingress_prog, egress_prog)
     maps = {
         "mesh_cfg": (C_U32, MeshCfg),
         "mesh_peers": (MeshPeerKey, MeshPeerVal),
