@@ -159,3 +159,36 @@ def bad_input_failures(sim, ns, cases, run) -> list:
             failures.append((argv, code, err))
         assert snapshot(sim, ns) == before, argv
     return failures
+
+
+def built(prefix: str, build):
+    """For a module-scoped fixture: a Sim with ``prefix`` (plus the pid),
+    ``build(sim)``'s topology dict with "sim" added, always cleaned up.
+
+        @pytest.fixture(scope="module")
+        def topo():
+            yield from built("tb", demo.build)
+    """
+    from bpfnet.sim import Sim
+    need_root()
+    sim = Sim(prefix=f"{prefix}{os.getpid() % 100000}")
+    try:
+        t = build(sim)
+        t["sim"] = sim
+        yield t
+    finally:
+        sim.cleanup()
+
+
+def serving(srv):
+    """For a fixture: ``srv`` (a socketserver) serving in a thread, then
+    shut down and closed."""
+    import threading
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)

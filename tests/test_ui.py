@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import need
+from conftest import serving, need
 
 from bpfnet.ui.server import UiServer, listen_socket
 
@@ -188,15 +188,7 @@ class Browser:
 
 @pytest.fixture
 def server():
-    srv = UiServer(listen_socket("127.0.0.1", 0), FixedSource(seed_rows()))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
+    yield from serving(UiServer(listen_socket("127.0.0.1", 0), FixedSource(seed_rows())))
 
 
 @pytest.fixture

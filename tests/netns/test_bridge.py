@@ -16,21 +16,13 @@ import subprocess
 
 import pytest
 
-from conftest import bad_input_failures, BPFNETCTL, need_root, need_tool, run_cli, snapshot
+from conftest import built, bad_input_failures, BPFNETCTL, need_tool, run_cli, snapshot
 
 from bpfnet.demos import bridge as demo
-from bpfnet.sim import Sim
 
 @pytest.fixture(scope="module")
 def topo():
-    need_root()
-    sim = Sim(prefix=f"tb{os.getpid() % 100000}")
-    try:
-        t = demo.build(sim)
-        t["sim"] = sim
-        yield t
-    finally:
-        sim.cleanup()
+    yield from built("tb", demo.build)
 
 
 def ctl(topo, *argv, host=0):

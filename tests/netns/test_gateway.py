@@ -25,10 +25,9 @@ import subprocess
 
 import pytest
 
-from conftest import need_root, snapshot
+from conftest import built, need_root, snapshot
 
 from bpfnet.demos import gateway as demo
-from bpfnet.sim import Sim
 
 NUD_PERMANENT = 0x80
 ICMP_FRAME = 14 + 20 + 8 + 56   # ping's default echo, untagged Ethernet
@@ -43,13 +42,7 @@ def try_8021q():
 def topo():
     need_root()
     try_8021q()
-    sim = Sim(prefix=f"tg{os.getpid() % 100000}")
-    try:
-        t = demo.build(sim)
-        t["sim"] = sim
-        yield t
-    finally:
-        sim.cleanup()
+    yield from built("tg", demo.build)
 
 
 def ctl(topo, *argv):

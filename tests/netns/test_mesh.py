@@ -22,12 +22,12 @@ import subprocess
 
 import pytest
 
-from conftest import bad_input_failures, ROOT, need_root, need_tool, snapshot
+from conftest import built, bad_input_failures, ROOT, need_tool, snapshot
 from packets import vxlan
 
 from bpfnet import libbpf
 from bpfnet.demos import mesh as demo
-from bpfnet.sim import Sim, wait_for
+from bpfnet.sim import wait_for
 
 BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
 PEER_KEYS = {"remote", "vni", "bridge", "port", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes"}
@@ -35,15 +35,11 @@ PEER_KEYS = {"remote", "vni", "bridge", "port", "rx_pkts", "rx_bytes", "tx_pkts"
 
 @pytest.fixture(scope="module")
 def topo():
-    need_root()
-    sim = Sim(prefix=f"tm{os.getpid() % 100000}")
-    try:
+    def build(sim):
         t = demo.build(sim)
-        t["sim"] = sim
         t["x3"] = sim.host("x3", "10.99.0.4/24")  # on the fabric, nobody's peer
-        yield t
-    finally:
-        sim.cleanup()
+        return t
+    yield from built("tm", build)
 
 
 def ctl(topo, *argv, host=0):

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import need_root
+from conftest import serving, need_root
 
 from bpfnet.sim import Sim
 
@@ -255,15 +254,8 @@ def ui(native):
     from bpfnet.functions.base import PinDir
     from bpfnet.ui.server import MonitorSource, UiServer, listen_socket
     sim, (h0, _) = native["sim"], native["hosts"]
-    srv = UiServer(listen_socket("127.0.0.1", 0), MonitorSource(PinDir(sim.pin_root, h0), "eth0"))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
+    yield from serving(UiServer(listen_socket("127.0.0.1", 0),
+                                MonitorSource(PinDir(sim.pin_root, h0), "eth0")))
 
 
 def get(srv, path, method="GET"):
