@@ -11,14 +11,10 @@ import os
 from conftest import OBJ_DIR, need
 
 from bpfnet import abi, libbpf
+from bpfnet.abi import InjectCfg
 from bpfnet.maps import Map
 
 U32 = ctypes.c_uint32
-
-
-class InjectCfg(ctypes.Structure):
-    """struct inject_cfg of tunnel_inject.bpf.c."""
-    _fields_ = [("remote", abi.BpfnetIP), ("vni", ctypes.c_uint32), ("ipv6", ctypes.c_uint32)]
 
 
 class Injector:

@@ -265,3 +265,15 @@ MIRRORS.update({
     "mon_flow_val": MonFlowVal,
     "mon_stats": MonStats,
 })
+
+
+# tests/progs/tunnel_inject.bpf.c (test side: BPF_PROG_TEST_RUN cannot pass
+# tunnel metadata, this object sets it and tail-calls the program under test;
+# used by tests/prog and the bench)
+class InjectCfg(ctypes.Structure):
+    """struct inject_cfg: the sender and VNI a collect_md device would report."""
+    _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("ipv6", c_uint32)]
+
+
+# mirrors of the test-side objects (build/tests/*.bpf.o), checked the same way
+TEST_MIRRORS = {"inject_cfg": InjectCfg}

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from netaddr import IPAddress
 
 from conftest import need_root
-from packets import eth, icmp_echo, ipv4, ipv6, udp, vlan, vxlan
+from packets import MAC_H0, MAC_H1, TMAC_A, TMAC_B, eth, icmp_echo, ipv4, ipv6, udp, vlan, vxlan
+from packets import pkt_vxlan as vx_frame
 
 from bpfnet import abi, libbpf
 from bpfnet.abi import MonCfg, MonFlowKey, MonFlowVal, MonStats, ip_pack
@@ -32,8 +33,6 @@ MIN = 15  # shortest frame test_run takes
 ETH_HLEN = 14
 U32 = ctypes.c_uint32
 RESULTS = ("vxlan", "other", "fragment", "malformed", "no_room")
-MAC_H0, MAC_H1 = "02:00:00:00:01:01", "02:00:00:00:01:02"
-TMAC_A, TMAC_B = "02:00:00:00:0a:01", "02:00:00:00:0a:02"
 
 
 class Mon:
@@ -70,23 +69,6 @@ def mon(loaded_obj):
     m = Mon(loaded_obj("monitor"))
     m.set_port(4789)
     return m
-
-
-def vx_frame(osrc="10.99.0.1", odst="10.99.0.2", vni=10, isrc="192.168.0.1",
-             idst="192.168.0.2", port=4789, outer_vlan=None, inner_vlan=None,
-             inner=None, payload=b"bpfnet-monitor") -> bytes:
-    """Outer Ethernet [VLAN] IPv4|IPv6 UDP VXLAN, inner Ethernet [VLAN] IPv4|IPv6 ICMP."""
-    if inner is None:
-        ip_in = (ipv4(isrc, idst) if IPAddress(isrc).version == 4 else ipv6(isrc, idst))
-        inner = ip_in / icmp_echo(data=payload)
-    inner_eth = eth(TMAC_B, TMAC_A)
-    if inner_vlan is not None:
-        inner_eth = inner_eth / vlan(inner_vlan)
-    ip_out = ipv4(osrc, odst) if IPAddress(osrc).version == 4 else ipv6(osrc, odst)
-    outer = eth(MAC_H1, MAC_H0)
-    if outer_vlan is not None:
-        outer = outer / vlan(outer_vlan)
-    return bytes(outer / ip_out / udp(49152, port) / vxlan(vni) / inner_eth / inner)
 
 
 def ipv4_with_options(frame: bytes, at: int, nopts: int = 1) -> bytes:

@@ -1,4 +1,6 @@
-"""abi.py mirrors vs the BTF of the built objects: sizes, field offsets, enums."""
+"""abi.py mirrors vs the BTF of the built objects: sizes, field offsets, enums.
+The functions' objects (build/bpf) carry abi.MIRRORS, the test-side objects
+(build/tests) abi.TEST_MIRRORS. Needs the objects and bpftool, not root."""
 import ctypes
 import glob
 import json
@@ -12,10 +14,13 @@ from conftest import OBJ_DIR, need, need_tool
 from bpfnet import abi
 
 
-def btf_types():
+TEST_OBJ_DIR = os.path.join(OBJ_DIR, "..", "tests")
+
+
+def btf_types(obj_dir=OBJ_DIR):
     need_tool("bpftool")
-    objs = sorted(glob.glob(os.path.join(OBJ_DIR, "*.bpf.o")))
-    need(bool(objs), "no objects built: run make")
+    objs = sorted(glob.glob(os.path.join(obj_dir, "*.bpf.o")))
+    need(bool(objs), f"no objects built in {obj_dir}: run make")
     types = {}
     for o in objs:
         out = subprocess.run(["bpftool", "btf", "dump", "file", o, "-j"], check=True,
@@ -31,9 +36,12 @@ def types():
     return btf_types()
 
 
-@pytest.mark.parametrize("name", sorted(abi.MIRRORS))
-def test_struct_layout(types, name):
-    cls = abi.MIRRORS[name]
+@pytest.fixture(scope="module")
+def test_types():
+    return btf_types(TEST_OBJ_DIR)
+
+
+def check_struct(types, name, cls):
     assert name in types, f"struct {name} not in any object's BTF"
     for obj, t in types[name]:
         assert t["size"] == ctypes.sizeof(cls), f"{name} size in {obj}"
@@ -45,6 +53,16 @@ def test_struct_layout(types, name):
             assert m["bits_offset"] % 8 == 0
             assert getattr(cls, m["name"]).offset == m["bits_offset"] // 8, \
                 f"{name}.{m['name']} offset in {obj}"
+
+
+@pytest.mark.parametrize("name", sorted(abi.MIRRORS))
+def test_struct_layout(types, name):
+    check_struct(types, name, abi.MIRRORS[name])
+
+
+@pytest.mark.parametrize("name", sorted(abi.TEST_MIRRORS))
+def test_test_side_struct_layout(test_types, name):
+    check_struct(test_types, name, abi.TEST_MIRRORS[name])
 
 
 @pytest.mark.parametrize("name", sorted(abi.ENUMS) or ["(none)"])

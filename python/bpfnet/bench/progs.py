@@ -20,54 +20,35 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import struct
 import time
 import uuid
 
 from .. import abi, libbpf
-from ..abi import ip_pack
+from ..abi import InjectCfg, ip_pack, mac_pack
 from ..functions.base import ensure_bpffs, obj_dir
 from ..maps import Map
+from ..packets import BCAST, pkt_v4, pkt_vxlan
 
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = -1, 0, 2, 7
 PORT, VXLAN, VNI = 1, 42, 10
-MAC_A = bytes.fromhex("020000000a01")   # local tenant
-MAC_B = bytes.fromhex("020000000a02")   # remote tenant, learned
-BCAST = b"\xff" * 6
+MAC_A = "02:00:00:00:0a:01"   # local tenant
+MAC_B = "02:00:00:00:0a:02"   # remote tenant, learned
 REMOTE, LOCAL, GROUP = "10.99.0.2", "10.99.0.1", "239.1.1.1"
 SIZES = (64, 1400)
 U32 = ctypes.c_uint32
 INJECT_OBJ = os.path.join(os.path.dirname(obj_dir()), "tests", "tunnel_inject.bpf.o")
 
 
-# --- frames --------------------------------------------------------------------
+# --- frames (bpfnet.packets, as in tests/prog) ------------------------------------
 
-def _ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
-    s = bytes(int(x) for x in src.split("."))
-    d = bytes(int(x) for x in dst.split("."))
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0,
-                       s, d) + payload
-
-
-def _udp(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-
-
-def frame(size: int, dst: bytes = MAC_B, src: bytes = MAC_A) -> bytes:
+def frame(size: int, dst: str = MAC_B, src: str = MAC_A) -> bytes:
     """An Ethernet/IPv4/UDP frame of ``size`` bytes."""
-    pay = b"\0" * max(0, size - 14 - 20 - 8)
-    return dst + src + b"\x08\x00" + _ipv4("192.168.0.1", "192.168.0.2", 17, _udp(1000, 2000, pay))
+    return pkt_v4(src_mac=src, dst_mac=dst, size=size)
 
 
 def vxlan_frame(inner: bytes) -> bytes:
     """``inner`` in Ethernet/IPv4/UDP 4789/VXLAN (VNI 10), host to host."""
-    vx = struct.pack("!II", 0x08000000, VNI << 8) + inner
-    return (bytes.fromhex("020000990002") + bytes.fromhex("020000990001") + b"\x08\x00"
-            + _ipv4(LOCAL, REMOTE, 17, _udp(49152, 4789, vx)))
-
-
-class InjectCfg(ctypes.Structure):  # tests/progs/tunnel_inject.bpf.c
-    _fields_ = [("remote", abi.BpfnetIP), ("vni", ctypes.c_uint32), ("ipv6", ctypes.c_uint32)]
+    return pkt_vxlan(LOCAL, REMOTE, vni=VNI, inner_frame=inner)
 
 
 # --- objects ---------------------------------------------------------------------
@@ -132,7 +113,7 @@ def bridge_cases(objs: Objects, inj) -> list[Case]:
     _map(o, "br_port", U32, abi.BrPortVal)[U32(PORT)] = abi.BrPortVal(vni=VNI)
     fdb = _map(o, "br_fdb", abi.BrFdbKey, abi.BrFdbVal)
     fdb_val = abi.BrFdbVal(remote=ip_pack(REMOTE), vni=VNI, rx_pkts=1)
-    key_b = abi.BrFdbKey(mac=abi.Mac.from_buffer_copy(MAC_B), port=PORT)
+    key_b = abi.BrFdbKey(mac=mac_pack(MAC_B), port=PORT)
 
     def learned():  # the remote tenant is known and fresh
         fdb_val.seen_ns = time.monotonic_ns()
