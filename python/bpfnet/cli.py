@@ -22,7 +22,7 @@ from .functions.base import DEFAULT_PIN_ROOT, PinDir
 
 PROG = "bpfnetctl"
 # modules that add commands: each has register(cli) (see commands/)
-COMMAND_MODULES = ("core", "bridge", "mesh", "gateway", "monitor", "demo")
+COMMAND_MODULES = ("core", "bridge", "mesh", "gateway", "monitor", "cluster", "demo", "agent")
 
 
 class UsageError(Exception):

@@ -1,0 +1,539 @@
+"""Cluster membership in etcd (aetcd, asyncio, in a thread of its own).
+
+    m = Membership(["http://10.0.0.250:2379"], "default", "h0", ttl=10,
+                   record={"vtep": "10.0.0.1", "port": 4789, "bridge_vnis": [], "mesh_vnis": [40]},
+                   on_change=lambda hosts: print(sorted(hosts)))
+    m.start()          # registers /bpfnet/default/hosts/h0 under a lease, keeps it alive, watches
+    m.health()         # {"connected": True, "last_sync": ..., "hosts": 3, "errors": 0, "revision": 17}
+    m.stop()           # revokes the lease: the others see h0 leave at once
+
+Layout: ``/bpfnet/<cluster>/hosts/<host>`` -> JSON ``{"vtep", "port", "bridge_vnis",
+"mesh_vnis"}``, put under this host's lease. A host that dies stops refreshing its
+lease; etcd deletes the key when the TTL runs out and every watcher sees it go.
+
+How faults are handled (each is tested in tests/netns/test_cluster.py):
+
+- One session = one gRPC channel to one endpoint: register (reuse the lease if it
+  is still alive, else grant a new one, then put the record), sync, watch, refresh
+  the lease every ``min(ttl / 3, 1 s)``. Any failure ends the session; the next one
+  starts after a short back-off on the next endpoint. aetcd's watches never restart
+  by themselves: this loop restarts them.
+- Sync: the first session lists the prefix. A later one resumes the watch at the
+  last revision seen + 1, so etcd replays exactly what was missed; if that
+  revision is compacted, it lists the prefix again (a full re-list).
+- A frozen etcd (SIGSTOP) accepts TCP but answers nothing: every RPC has a
+  deadline (2 s) and the channel sends HTTP/2 keepalive pings (6 s, 2 s timeout; etcd
+  refuses pings more often than every 5 s by default), so the next lease refresh
+  fails within ``min(ttl / 3, 1 s) + 2 s`` and ``health()["connected"]`` turns False.
+- ``on_change(hosts)`` runs in a callback thread of its own that the Membership
+  starts, with every live host (this one included) after each change and each
+  re-list; bursts are coalesced (only the latest view is delivered), and a slow
+  callback never delays a lease refresh.
+
+Network namespaces: setns() moves only the calling thread, and a thread inherits
+the namespace of the thread that creates it. gRPC's core creates its threads
+(event engine pollers, timers, executors) lazily when the first channel is made,
+from that thread, and later ones from those; it opens its sockets from them. So
+the Membership thread enters ``netns`` (if given) before it imports aetcd/grpc and
+creates a channel; all gRPC threads then live there, and etcd is reached through
+that namespace's links. A process must therefore use gRPC in one network
+namespace only (tested: tests/netns/test_cluster.py checks the namespace of every
+thread of a member started from another namespace).
+
+``python -m bpfnet.cluster --etcd URL --cluster C --host H --record JSON`` runs one
+Membership and prints one JSON line per view (a debugging aid; the tests use it).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from typing import Callable
+
+from .errors import ConfigError
+
+log = logging.getLogger("bpfnet.cluster")
+
+RPC_TIMEOUT = 2.0           # seconds, every etcd call
+REFRESH_MAX = 1.0           # lease refresh at least this often (and ttl / 3)
+BACKOFF = (0.2, 0.5, 1.0)   # seconds between failed sessions
+CHANNEL_OPTIONS = {
+    "grpc.keepalive_time_ms": 6000,
+    "grpc.keepalive_timeout_ms": 2000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.max_pings_without_data": 0,
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.min_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.enable_retries": 0,
+}
+RECORD_KEYS = ("vtep", "port", "bridge_vnis", "mesh_vnis")
+
+
+def prefix(cluster: str) -> str:
+    return f"/bpfnet/{cluster}/hosts/"
+
+
+def parse_endpoint(url: str) -> tuple[str, int]:
+    """``http://HOST:PORT`` (or ``HOST:PORT``) -> (host, port). TLS is not
+    supported: an ``https`` URL is refused."""
+    text = url.strip()
+    u = urllib.parse.urlsplit(text if "//" in text else f"http://{text}")
+    if u.scheme != "http" or not u.hostname or u.path not in ("", "/"):
+        raise ConfigError(f"etcd endpoint {url!r}: expected http://HOST:PORT")
+    try:
+        port = u.port or 2379
+    except ValueError:
+        raise ConfigError(f"etcd endpoint {url!r}: bad port") from None
+    return u.hostname, port
+
+
+def check_name(what: str, name: str) -> str:
+    if not name or "/" in name or not name.isprintable() or name.strip() != name:
+        raise ConfigError(f"{what} {name!r}: must be non-empty, printable, without '/' or spaces")
+    return name
+
+
+def check_record(record: dict) -> dict:
+    missing = [k for k in RECORD_KEYS if k not in record]
+    if missing:
+        raise ConfigError(f"cluster record lacks {', '.join(missing)}")
+    from netaddr import AddrFormatError, IPAddress
+    try:
+        IPAddress(str(record["vtep"]))
+    except (AddrFormatError, ValueError):
+        raise ConfigError(f"cluster record: vtep {record['vtep']!r} is no IP address") from None
+    return {k: record[k] for k in RECORD_KEYS}
+
+
+def encode(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode(value: bytes) -> dict | None:
+    """A host's record, or None if it is not one (logged, counted)."""
+    try:
+        rec = json.loads(value)
+        if isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS):
+            return rec
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def client(endpoint: str):
+    """An aetcd client for ``endpoint`` with bpfnet's deadlines and keepalives."""
+    import aetcd
+    host, port = parse_endpoint(endpoint)
+    return aetcd.Client(host=host, port=port, timeout=RPC_TIMEOUT, options=CHANNEL_OPTIONS)
+
+
+async def _cancel(tasks) -> None:
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        try:
+            await t
+        except BaseException:  # noqa: BLE001 -- cancelled or failed: it is over
+            pass
+
+
+class Membership:
+    def __init__(self, endpoints: list[str], cluster: str, host: str, ttl: int,
+                 record: dict, on_change: Callable[[dict], None],
+                 netns: str | None = None, on_health: Callable[[dict], None] | None = None):
+        if not endpoints:
+            raise ConfigError("cluster: no etcd endpoint")
+        for e in endpoints:
+            parse_endpoint(e)
+        if not isinstance(ttl, int) or not 2 <= ttl <= 3600:
+            raise ConfigError(f"cluster ttl {ttl!r}: expected whole seconds in 2..3600")
+        self.endpoints = list(endpoints)
+        self.cluster = check_name("cluster name", cluster)
+        self.host = check_name("host name", host)
+        self.ttl = ttl
+        self.netns = netns
+        self.on_change = on_change
+        self.on_health = on_health
+        self.prefix = prefix(cluster).encode()
+        self.key = self.prefix + host.encode()
+        self._record = check_record(record)
+        self._lock = threading.Lock()
+        self._hosts: dict[str, dict] = {}
+        self._revision = 0          # last revision seen (list header or event)
+        self._lease = 0
+        self._connected = False
+        self._last_sync = 0.0
+        self._errors = 0
+        self._relists = 0
+        self._last_error = ""
+        self._synced = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task | None = None
+        self._dirty: asyncio.Event | None = None
+        self._revoke = True
+        # on_change delivery: latest view only
+        self._cb_cond = threading.Condition()
+        self._cb_view: dict | None = None
+        self._cb_stop = False
+        self._cb_thread: threading.Thread | None = None
+
+    # --- the interface -------------------------------------------------------------
+    def start(self, wait: float = 5.0) -> bool:
+        """Starts the membership thread; waits up to ``wait`` seconds for the
+        first sync. Returns whether it synced (it keeps trying if not: etcd may
+        come later, the data path does not depend on it)."""
+        if self._thread is not None:
+            raise RuntimeError("membership already started")
+        self._thread = threading.Thread(target=self._thread_main, name=f"bpfnet-etcd-{self.host}",
+                                        daemon=True)
+        self._thread.start()
+        return self._synced.wait(wait)
+
+    def update(self, record: dict) -> None:
+        """Publishes a new record for this host (its VNIs changed)."""
+        rec = check_record(record)
+        with self._lock:
+            self._record = rec
+        loop, dirty = self._loop, self._dirty
+        if loop is not None and dirty is not None:
+            loop.call_soon_threadsafe(dirty.set)
+
+    def stop(self, revoke: bool = True, timeout: float = 5.0) -> None:
+        """Stops; with ``revoke`` (default) revokes the lease first, so the
+        host leaves at once instead of after its TTL."""
+        self._revoke = revoke
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            loop.call_soon_threadsafe(main.cancel)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cb_cond:
+            self._cb_stop = True
+            self._cb_cond.notify()
+        if self._cb_thread is not None:
+            self._cb_thread.join(timeout)
+
+    def health(self) -> dict:
+        with self._lock:
+            return {"connected": self._connected, "last_sync": self._last_sync,
+                    "hosts": len(self._hosts), "errors": self._errors,
+                    "revision": self._revision, "relists": self._relists,
+                    "last_error": self._last_error}
+
+    def hosts(self) -> dict[str, dict]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._hosts.items()}
+
+    # --- the thread ----------------------------------------------------------------
+    def _thread_main(self) -> None:
+        if self.netns:
+            # before the first gRPC channel: gRPC's threads are born from this one
+            from .netlink import enter_netns
+            enter_netns(self.netns)
+        self._cb_thread = threading.Thread(target=self._cb_main, name=f"bpfnet-etcd-cb-{self.host}",
+                                           daemon=True)
+        self._cb_thread.start()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._main = loop.create_task(self._run())
+            loop.run_until_complete(self._main)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            with self._lock:
+                self._connected = False
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    def _cb_main(self) -> None:
+        while True:
+            with self._cb_cond:
+                while self._cb_view is None and not self._cb_stop:
+                    self._cb_cond.wait()
+                if self._cb_view is None:
+                    return
+                view, self._cb_view = self._cb_view, None
+            try:
+                self.on_change(view)
+            except Exception:  # noqa: BLE001 -- the caller's bug must not stop membership
+                log.exception("cluster: on_change failed")
+
+    def _publish(self) -> None:
+        with self._lock:
+            view = {k: dict(v) for k, v in self._hosts.items()}
+        with self._cb_cond:
+            self._cb_view = view
+            self._cb_cond.notify()
+
+    def _set_connected(self, up: bool, error: str = "") -> None:
+        with self._lock:
+            changed = self._connected != up
+            self._connected = up
+            if error:
+                self._errors += 1
+                self._last_error = error
+        if changed:
+            if up:
+                log.warning("cluster: etcd connected (revision %d, %d hosts)",
+                            self._revision, len(self._hosts))
+            else:
+                log.warning("cluster: etcd disconnected: %s", error or "stopped")
+            if self.on_health:
+                try:
+                    self.on_health(self.health())
+                except Exception:  # noqa: BLE001
+                    log.exception("cluster: on_health failed")
+
+    def _touch(self, revision: int = 0) -> None:
+        with self._lock:
+            self._last_sync = time.time()
+            if revision > self._revision:
+                self._revision = revision
+
+    async def _run(self) -> None:
+        self._dirty = asyncio.Event()
+        n = 0
+        failures = 0
+        try:
+            while True:
+                ep = self.endpoints[n % len(self.endpoints)]
+                n += 1
+                try:
+                    await self._session(ep)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 -- any failure: next session
+                    failures += 1
+                    self._set_connected(False, f"{ep}: {type(e).__name__}: {e}".strip())
+                await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF)) - 1] if failures else 0)
+        except asyncio.CancelledError:
+            self._set_connected(False)
+            if self._revoke and self._lease:
+                await self._revoke_lease()
+
+    async def _revoke_lease(self) -> None:
+        for ep in self.endpoints:
+            c = client(ep)
+            try:
+                await asyncio.wait_for(c.revoke_lease(self._lease), RPC_TIMEOUT)
+                log.info("cluster: lease %x revoked", self._lease)
+                self._lease = 0
+                return
+            except Exception as e:  # noqa: BLE001
+                log.warning("cluster: revoke on %s failed: %s", ep, e)
+            finally:
+                await self._close(c)
+
+    @staticmethod
+    async def _close(c) -> None:
+        try:
+            await asyncio.wait_for(c.close(), RPC_TIMEOUT)
+        except Exception:  # noqa: BLE001 -- closing a broken channel
+            pass
+
+    async def _session(self, ep: str) -> None:
+        c = client(ep)
+        tasks: list[asyncio.Task] = []
+        try:
+            await c.connect()
+            await self._register(c)
+            tasks = [asyncio.ensure_future(self._watching(c)),
+                     asyncio.ensure_future(self._keepalive(c))]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # raises the failure
+        finally:
+            await _cancel(tasks)
+            await self._close(c)
+
+    async def _watching(self, c) -> None:
+        """Sync, then apply the watch's events; a compacted revision: re-list."""
+        import aetcd
+        relist = False
+        while True:
+            watch = await self._sync(c, relist)
+            self._set_connected(True)
+            self._synced.set()
+            events: asyncio.Queue = asyncio.Queue()
+            tasks = [asyncio.ensure_future(self._pump(watch, events)),
+                     asyncio.ensure_future(self._apply(events))]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()
+                raise ConnectionError("watch stream ended")
+            except aetcd.RevisionCompactedError as e:
+                log.warning("cluster: watch from revision %d: %s: full re-list",
+                            self._revision + 1, e)
+                relist = True
+            finally:
+                await _cancel(tasks)
+
+    async def _grant(self, c) -> None:
+        lease = await c.lease(self.ttl)
+        self._lease = lease.id
+        log.info("cluster: lease %x granted, ttl %d s", lease.id, self.ttl)
+
+    async def _put(self, c) -> None:
+        with self._lock:
+            value = encode(self._record)
+        self._dirty.clear()
+        r = await c.put(self.key, value, lease=self._lease)
+        self._touch()
+        return r
+
+    async def _register(self, c) -> None:
+        if self._lease:
+            r = await c.refresh_lease(self._lease)
+            if r is None or r.TTL <= 0:
+                log.warning("cluster: lease %x expired; registering again", self._lease)
+                self._lease = 0
+        if not self._lease:
+            await self._grant(c)
+        await self._put(c)
+
+    async def _list(self, c) -> int:
+        r = await c.get_prefix(self.prefix)
+        hosts = {}
+        for kv in r:
+            name = kv.key[len(self.prefix):].decode(errors="replace")
+            rec = decode(kv.value)
+            if rec is None:
+                self._bad(name)
+                continue
+            hosts[name] = rec
+        with self._lock:
+            self._hosts = hosts
+            self._relists += 1
+        self._touch(r.header.revision)
+        self._set_connected(True)
+        self._publish()
+        return r.header.revision
+
+    def _bad(self, name: str) -> None:
+        with self._lock:
+            self._errors += 1
+            self._last_error = f"host {name}: record is not bpfnet's JSON"
+        log.warning("cluster: host %s: record is not bpfnet's JSON; ignored", name)
+
+    async def _sync(self, c, relist: bool = False):
+        """A watch from the last revision seen + 1 (etcd replays what we
+        missed); the first time, or if that revision was compacted, a full
+        list first."""
+        import aetcd
+        if self._revision and not relist:
+            try:
+                return await c.watch_prefix(self.prefix, start_revision=self._revision + 1)
+            except aetcd.RevisionCompactedError as e:
+                log.warning("cluster: watch from revision %d: %s: full re-list",
+                            self._revision + 1, e)
+        rev = await self._list(c)
+        return await c.watch_prefix(self.prefix, start_revision=rev + 1)
+
+    async def _pump(self, watch, events: asyncio.Queue) -> None:
+        async for ev in watch:
+            events.put_nowait(ev)
+
+    async def _apply(self, events: asyncio.Queue) -> None:
+        while True:
+            batch = [await events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            rev = 0
+            with self._lock:
+                for ev in batch:
+                    name = ev.kv.key[len(self.prefix):].decode(errors="replace")
+                    rev = max(rev, ev.kv.mod_revision)
+                    if ev.kind == "DELETE":
+                        self._hosts.pop(name, None)
+                        continue
+                    rec = decode(ev.kv.value)
+                    if rec is None:
+                        self._hosts.pop(name, None)
+                        self._errors += 1
+                        self._last_error = f"host {name}: record is not bpfnet's JSON"
+                        continue
+                    self._hosts[name] = rec
+            self._touch(rev)
+            self._publish()
+            if any(ev.kind == "DELETE" and ev.kv.key == self.key for ev in batch):
+                # our own key went (lease expired, or someone deleted it): back in
+                self._dirty.set()
+
+    async def _keepalive(self, c) -> None:
+        period = min(self.ttl / 3, REFRESH_MAX)
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), period)
+            except asyncio.TimeoutError:
+                pass
+            r = await asyncio.wait_for(c.refresh_lease(self._lease), RPC_TIMEOUT)
+            if r is None or r.TTL <= 0:
+                log.warning("cluster: lease %x expired; registering again", self._lease)
+                await self._grant(c)
+                await self._put(c)
+                continue
+            self._touch()
+            if self._dirty.is_set():
+                await self._put(c)
+
+
+# --- python -m bpfnet.cluster: one member, one JSON line per view ---------------------
+
+def _main(argv=None) -> int:
+    import argparse
+    import signal
+    p = argparse.ArgumentParser(prog="python -m bpfnet.cluster",
+                                description="run one cluster member; print each view as JSON")
+    p.add_argument("--etcd", required=True, help="comma-separated endpoints")
+    p.add_argument("--cluster", default="default")
+    p.add_argument("--host", required=True)
+    p.add_argument("--ttl", type=int, default=10)
+    p.add_argument("--record", required=True, help="this host's record, JSON")
+    p.add_argument("--netns", help="reach etcd from this network namespace (the thread's)")
+    p.add_argument("--no-revoke", action="store_true", help="on SIGTERM leave the lease to expire")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="bpfnet.cluster: %(message)s")
+    out_lock = threading.Lock()
+
+    def say(kind, **kw):
+        with out_lock:
+            print(json.dumps({"t": time.time(), "event": kind, **kw}, sort_keys=True), flush=True)
+    m = Membership(a.etcd.split(","), a.cluster, a.host, a.ttl, json.loads(a.record),
+                   on_change=lambda hosts: say("hosts", hosts=hosts, health=m.health()),
+                   netns=a.netns, on_health=lambda h: say("health", health=h))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGUSR1, lambda *_: say("state", health=m.health(), hosts=m.hosts(),
+                                                 threads=_thread_netns()))
+    m.start(wait=0)
+    done.wait()
+    m.stop(revoke=not a.no_revoke)
+    say("stopped", health=m.health())
+    return 0
+
+
+def _thread_netns() -> dict:
+    """{thread id: network namespace inode} for every thread of this process."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[tid] = os.readlink(f"/proc/self/task/{tid}/ns/net")
+        except OSError:
+            pass
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_main())
