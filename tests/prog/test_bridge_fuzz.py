@@ -3,7 +3,7 @@ redirected where they do not belong, every drop counted under a reason."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bridge_prog import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, U32, br  # noqa: F401
+from runner import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, U32, br  # noqa: F401
 
 from bpfnet import abi, libbpf
 

@@ -1,199 +1,177 @@
 """bridge.bpf.o under BPF_PROG_TEST_RUN: verdicts, redirect targets (cb[0],
 cb[1]), FDB learning, MAC moves, ageing, flooding, allow lists, counters.
 
-Ingress frames need tunnel metadata, which test_run cannot pass in: the
-test-side tests/progs/tunnel_inject.bpf.c sets it and tail-calls
-bridge_ingress. The port is ifindex 1 (lo), the one device test_run can
-always bind skb->ifindex to; the VXLAN ifindex is a made-up 42."""
-import ctypes
-import time
-
+One table, one runner (runner.py): each row is a frame, what it is, the
+provisioning before it, and the verdict, redirect target, counters and FDB
+state it must produce. Ingress frames need tunnel metadata, which test_run
+cannot pass in: the test-side tests/progs/tunnel_inject.bpf.c sets it and
+tail-calls bridge_ingress. The port is ifindex 1 (lo), the one device
+test_run can always bind skb->ifindex to; the VXLAN ifindex is a made-up 42."""
 import pytest
 
-from conftest import need_root
-from inject import Injector
 from packets import BCAST, MAC_A, MAC_B, pkt_v4
+from runner import (PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, U32, VXLAN, Case, br,  # noqa: F401
+                    check, ids, steps)
 
 from bpfnet import abi, libbpf
-from bpfnet.abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
-                        ip_pack, ip_unpack, mac_pack)
-from bpfnet.maps import Map, PerCpuArray
+from bpfnet.abi import BrAllowKey, BrCfg, BrFdbKey, BrVniVal, ip_pack, ip_unpack, mac_pack
 
-TC_ACT_UNSPEC, TC_ACT_SHOT, TC_ACT_REDIRECT = 0xFFFFFFFF, 2, 7  # retval is a u32
-PORT, VXLAN = 1, 42
-U32 = ctypes.c_uint32
+INTO_PORT = (PORT, 1)     # bpf_redirect(port, BPF_F_INGRESS)
+TO_VXLAN = (VXLAN, 0)     # the VXLAN device, egress
 
 
-class Bridge:
-    def __init__(self, obj, inj):
-        self.obj, self.inj = obj, inj
-        m = lambda n, k, v: Map(obj.map_fd(n), k, v, n, owned=False)  # noqa: E731
-        self.cfg = m("br_cfg", U32, BrCfg)
-        self.vni = m("br_vni", U32, BrVniVal)
-        self.port = m("br_port", U32, BrPortVal)
-        self.fdb = m("br_fdb", BrFdbKey, BrFdbVal)
-        self.allow = m("br_allow", BrAllowKey, U32)
-        self.stats = PerCpuArray(obj.map_fd("br_stats"), abi.BrStats, "br_stats", owned=False)
-        self.cfg[U32(0)] = BrCfg(vxlan_ifindex=VXLAN, ageing_s=300, group=ip_pack("239.1.1.1"))
+# --- setups ----------------------------------------------------------------------
 
-    def add_vni(self, vni, port=PORT, flags=0, group="239.1.1.1"):
-        self.vni[U32(vni)] = BrVniVal(port=port, bridge=99, flags=flags, group=ip_pack(group))
-        self.port[U32(port)] = BrPortVal(vni=vni)
-
-    def stat(self, name):
-        return self.stats.sum_fields()[name]
-
-    def ingress(self, frame, vni, remote="10.0.0.2", tunnel=True):
-        if not tunnel:
-            return libbpf.prog_test_run(self.obj.prog_fd("bridge_ingress"), frame, ctx=abi.SkBuff())
-        return self.inj.run(frame, vni, remote)
-
-    def egress(self, frame, ifindex=PORT):
-        return libbpf.prog_test_run(self.obj.prog_fd("bridge_egress"), frame,
-                                    ctx=abi.SkBuff(ifindex=ifindex))
-
-    def entry(self, mac, port=PORT):
-        return self.fdb.get(BrFdbKey(mac=mac_pack(mac), port=port))
+def vni(n, **kw):
+    return lambda d: d.add_vni(n, **kw)
 
 
-@pytest.fixture
-def br(loaded_obj):
-    need_root()
-    obj = loaded_obj("bridge")
-    inj = Injector(obj.prog_fd("bridge_ingress"))
-    try:
-        yield Bridge(obj, inj)
-    finally:
-        inj.close()
+def heard(mac, remote, vni_=10):
+    """A frame from ``mac`` came in from ``remote`` (so it is learned)."""
+    return lambda d: d.ingress(pkt_v4(src_mac=mac), vni_, remote=remote)
 
 
-def test_ingress_without_tunnel_metadata_is_dropped_and_counted(br):
-    br.add_vni(10)
-    r = br.ingress(pkt_v4(), 10, tunnel=False)
-    assert r.retval == TC_ACT_SHOT
-    assert br.stat("drop_no_tunnel") == 1
-    assert len(br.fdb) == 0
+def sent_to(mac):
+    return lambda d: d.egress(pkt_v4(dst_mac=mac))
 
 
-def test_ingress_unknown_vni_is_dropped(br):
-    br.add_vni(10)
-    r = br.ingress(pkt_v4(), 11)
-    assert r.retval == TC_ACT_SHOT
-    assert br.stat("drop_unknown_vni") == 1
-    assert len(br.fdb) == 0
+def allow(remote, vni_=10):
+    def fn(d):
+        d.add_vni(vni_, flags=abi.BR_VNI_F_ALLOW_LIST)
+        d.allow[BrAllowKey(vni=vni_, remote=ip_pack(remote))] = U32(1)
+    return fn
 
 
-def test_ingress_redirects_into_the_port_and_learns(br):
-    br.add_vni(10)
-    before = time.monotonic_ns()
-    r = br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    assert r.retval == TC_ACT_REDIRECT
-    assert (r.ctx.cb[0], r.ctx.cb[1]) == (PORT, 1)  # into the port, BPF_F_INGRESS
-    assert r.data == pkt_v4(src_mac=MAC_A)           # no rewrite
-    e = br.entry(MAC_A)
-    assert str(ip_unpack(e.remote)) == "10.0.0.2"
-    assert (e.vni, e.rx_pkts, e.tx_pkts) == (10, 1, 0)
-    assert e.seen_ns >= before
-    assert (br.stat("rx"), br.stat("learn"), br.stat("move")) == (1, 1, 0)
-    br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    assert br.entry(MAC_A).rx_pkts == 2
-    assert br.stat("learn") == 1
+def ageing(seconds):
+    def fn(d):
+        cfg = d.cfg[U32(0)]
+        cfg.ageing_s = seconds
+        d.cfg[U32(0)] = cfg
+    return fn
 
 
-def test_mac_move_is_relearned_at_once(br):
-    br.add_vni(10)
-    br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    br.egress(pkt_v4(dst_mac=MAC_A))
-    r = br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.3")
-    assert r.retval == TC_ACT_REDIRECT
-    e = br.entry(MAC_A)
-    assert str(ip_unpack(e.remote)) == "10.0.0.3"
-    assert (e.rx_pkts, e.tx_pkts) == (2, 1)  # counters carried over
-    assert br.stat("move") == 1
+def backdate(mac, seconds):
+    """The entry of ``mac`` was last seen ``seconds`` ago."""
+    def fn(d):
+        key = BrFdbKey(mac=mac_pack(mac), port=PORT)
+        e = d.fdb[key]
+        e.seen_ns -= seconds * 10**9
+        d.fdb[key] = e
+    return fn
 
 
-def test_ipv6_vtep_is_learned(br):
-    br.add_vni(10)
-    r = br.ingress(pkt_v4(src_mac=MAC_B), 10, remote="fd00::2")
-    assert r.retval == TC_ACT_REDIRECT
-    assert str(ip_unpack(br.entry(MAC_B).remote)) == "fd00::2"
+def unconfigured(d):
+    d.cfg[U32(0)] = BrCfg()
 
 
-def test_group_source_mac_is_not_learned(br):
-    br.add_vni(10)
-    r = br.ingress(pkt_v4(src_mac="01:00:5e:00:00:01"), 10)
-    assert r.retval == TC_ACT_REDIRECT
-    assert len(br.fdb) == 0
+def vni20_on_port7(d):
+    d.vni[U32(20)] = BrVniVal(port=7, bridge=99, group=ip_pack("239.1.1.1"))
 
 
-def test_allow_list(br):
-    br.add_vni(10, flags=abi.BR_VNI_F_ALLOW_LIST)
-    br.allow[BrAllowKey(vni=10, remote=ip_pack("10.0.0.2"))] = U32(1)
-    assert br.ingress(pkt_v4(), 10, remote="10.0.0.9").retval == TC_ACT_SHOT
-    assert br.stat("drop_vtep_denied") == 1
-    assert len(br.fdb) == 0
-    assert br.ingress(pkt_v4(), 10, remote="10.0.0.2").retval == TC_ACT_REDIRECT
-    assert br.stat("rx") == 1
+# --- effects ---------------------------------------------------------------------
+
+def fdb_empty(d):
+    assert len(d.fdb) == 0
 
 
-@pytest.mark.parametrize("dst", [MAC_B, BCAST, "01:00:5e:01:02:03", "33:33:00:00:00:01"])
-def test_egress_unknown_and_group_destinations_flood(br, dst):
-    br.add_vni(10)
-    r = br.egress(pkt_v4(dst_mac=dst))
-    assert r.retval == TC_ACT_REDIRECT
-    assert (r.ctx.cb[0], r.ctx.cb[1]) == (VXLAN, 0)  # VXLAN device, egress
-    assert (br.stat("flood"), br.stat("tx")) == (1, 0)
+def learned(mac, remote, vni_=10, rx=None, tx=None, port=PORT, fresh=False):
+    def fn(d):
+        e = d.entry(mac, port)
+        assert e is not None, f"{mac} not learned"
+        assert str(ip_unpack(e.remote)) == remote
+        assert e.vni == vni_
+        if rx is not None:
+            assert e.rx_pkts == rx
+        if tx is not None:
+            assert e.tx_pkts == tx
+        if fresh:
+            assert e.seen_ns >= d.started_ns
+    return fn
 
 
-def test_egress_known_destination_goes_to_its_vtep(br):
-    br.add_vni(10)
-    br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    r = br.egress(pkt_v4(src_mac=MAC_B, dst_mac=MAC_A))
-    assert r.retval == TC_ACT_REDIRECT
-    assert r.ctx.cb[0] == VXLAN
-    assert (br.stat("tx"), br.stat("flood")) == (1, 0)
-    assert br.entry(MAC_A).tx_pkts == 1
+def forgotten(mac):
+    def fn(d):
+        assert d.entry(mac) is None
+    return fn
 
 
-def test_egress_aged_entry_floods_and_is_removed(br):
-    br.add_vni(10)
-    cfg = br.cfg[U32(0)]
-    cfg.ageing_s = 1  # short, so the test works right after boot too
-    br.cfg[U32(0)] = cfg
-    br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    key = BrFdbKey(mac=mac_pack(MAC_A), port=PORT)
-    e = br.fdb[key]
-    e.seen_ns -= 3 * 10**9  # seen 3 s ago: older than the ageing time
-    br.fdb[key] = e
-    r = br.egress(pkt_v4(dst_mac=MAC_A))
-    assert r.retval == TC_ACT_REDIRECT
-    assert (br.stat("aged"), br.stat("flood"), br.stat("tx")) == (1, 1, 0)
-    assert br.entry(MAC_A) is None
+def both(*fns):
+    def fn(d):
+        for f in fns:
+            f(d)
+    return fn
 
 
-def test_egress_on_a_device_that_is_not_a_port_passes(br):
-    br.add_vni(10, port=5)  # port 5, but the frame leaves ifindex 1
-    r = br.egress(pkt_v4())
-    assert r.retval == TC_ACT_UNSPEC  # not ours: the next program decides
-    assert br.stat("flood") == 0
+ING, EG = "bridge_ingress", "bridge_egress"
+ON_PORT = {"ifindex": PORT}
+
+CASES = [
+    # ingress on the VXLAN device: VNI -> port, learning
+    Case("ingress-no-tunnel", "a frame without tunnel metadata", ING, pkt_v4(),
+         setup=vni(10), verdict=TC_ACT_SHOT, counters={"drop_no_tunnel": 1}, effect=fdb_empty),
+    Case("ingress-unknown-vni", "a frame on a VNI with no port", ING, pkt_v4(),
+         tunnel=(11, "10.0.0.2"), setup=vni(10), verdict=TC_ACT_SHOT,
+         counters={"drop_unknown_vni": 1}, effect=fdb_empty),
+    Case("ingress-learns", "a frame from a new MAC: into the port, no rewrite, learned",
+         ING, pkt_v4(src_mac=MAC_A), tunnel=(10, "10.0.0.2"), setup=vni(10),
+         verdict=TC_ACT_REDIRECT, redirect=INTO_PORT, counters={"rx": 1, "learn": 1},
+         effect=learned(MAC_A, "10.0.0.2", rx=1, tx=0, fresh=True)),
+    Case("ingress-known-mac", "the same MAC twice: counted, learned once",
+         ING, pkt_v4(src_mac=MAC_A), tunnel=(10, "10.0.0.2"), setup=vni(10), times=2,
+         verdict=TC_ACT_REDIRECT, redirect=INTO_PORT, counters={"rx": 2, "learn": 1},
+         effect=learned(MAC_A, "10.0.0.2", rx=2, tx=0)),
+    Case("ingress-mac-move", "a learned MAC from another VTEP: relearned at once, counters kept",
+         ING, pkt_v4(src_mac=MAC_A), tunnel=(10, "10.0.0.3"),
+         setup=steps(vni(10), heard(MAC_A, "10.0.0.2"), sent_to(MAC_A)),
+         verdict=TC_ACT_REDIRECT, redirect=INTO_PORT,
+         counters={"rx": 2, "tx": 1, "learn": 1, "move": 1},
+         effect=learned(MAC_A, "10.0.0.3", rx=2, tx=1)),
+    Case("ingress-ipv6-vtep", "a frame from an IPv6 VTEP", ING, pkt_v4(src_mac=MAC_B),
+         tunnel=(10, "fd00::2"), setup=vni(10), verdict=TC_ACT_REDIRECT, redirect=INTO_PORT,
+         counters={"rx": 1, "learn": 1}, effect=learned(MAC_B, "fd00::2")),
+    Case("ingress-group-source", "a group source MAC: delivered, never learned", ING,
+         pkt_v4(src_mac="01:00:5e:00:00:01"), tunnel=(10, "10.0.0.2"), setup=vni(10),
+         verdict=TC_ACT_REDIRECT, redirect=INTO_PORT, counters={"rx": 1}, effect=fdb_empty),
+    Case("ingress-allow-denied", "a VTEP not on the VNI's allow list", ING, pkt_v4(),
+         tunnel=(10, "10.0.0.9"), setup=allow("10.0.0.2"), verdict=TC_ACT_SHOT,
+         counters={"drop_vtep_denied": 1}, effect=fdb_empty),
+    Case("ingress-allow-allowed", "a VTEP on the VNI's allow list", ING, pkt_v4(),
+         tunnel=(10, "10.0.0.2"), setup=allow("10.0.0.2"), verdict=TC_ACT_REDIRECT,
+         redirect=INTO_PORT, counters={"rx": 1, "learn": 1}),
+    Case("ingress-per-port", "the same MAC in another VNI: a second entry (VNIs isolated)",
+         ING, pkt_v4(src_mac=MAC_A), tunnel=(20, "10.0.0.3"),
+         setup=steps(vni(10), vni20_on_port7, heard(MAC_A, "10.0.0.2")),
+         verdict=TC_ACT_REDIRECT, redirect=(7, 1), counters={"rx": 2, "learn": 2},
+         effect=both(learned(MAC_A, "10.0.0.2", port=PORT),
+                     learned(MAC_A, "10.0.0.3", vni_=20, port=7))),
+    # egress on a port: FDB -> remote VTEP, else the VNI's group
+    *[Case(f"egress-flood-{name}", f"{name} destination: flooded to the group", EG,
+           pkt_v4(dst_mac=dst), ctx=ON_PORT, setup=vni(10), verdict=TC_ACT_REDIRECT,
+           redirect=TO_VXLAN, counters={"flood": 1})
+      for name, dst in [("unknown", MAC_B), ("broadcast", BCAST),
+                        ("ipv4-multicast", "01:00:5e:01:02:03"), ("ipv6-multicast", "33:33:00:00:00:01")]],
+    Case("egress-known", "a learned destination: to its VTEP", EG,
+         pkt_v4(src_mac=MAC_B, dst_mac=MAC_A), ctx=ON_PORT,
+         setup=steps(vni(10), heard(MAC_A, "10.0.0.2")), verdict=TC_ACT_REDIRECT,
+         redirect=TO_VXLAN, counters={"rx": 1, "learn": 1, "tx": 1},
+         effect=learned(MAC_A, "10.0.0.2", tx=1)),
+    Case("egress-aged", "a destination older than the ageing time: flooded, entry removed",
+         EG, pkt_v4(dst_mac=MAC_A), ctx=ON_PORT,
+         # ageing 1 s and an entry seen 3 s ago: works right after boot too
+         setup=steps(vni(10), ageing(1), heard(MAC_A, "10.0.0.2"), backdate(MAC_A, 3)),
+         verdict=TC_ACT_REDIRECT, redirect=TO_VXLAN,
+         counters={"rx": 1, "learn": 1, "aged": 1, "flood": 1}, effect=forgotten(MAC_A)),
+    Case("egress-not-a-port", "a frame leaving a device that is no port: not ours, passed",
+         EG, pkt_v4(), ctx=ON_PORT, setup=vni(10, port=5), verdict=TC_ACT_UNSPEC),
+    Case("egress-unconfigured", "a frame before br_cfg is set", EG, pkt_v4(), ctx=ON_PORT,
+         setup=steps(vni(10), unconfigured), verdict=TC_ACT_SHOT,
+         counters={"drop_no_config": 1}),
+]
 
 
-def test_egress_before_configuration_is_dropped(br):
-    br.add_vni(10)
-    br.cfg[U32(0)] = BrCfg()
-    assert br.egress(pkt_v4()).retval == TC_ACT_SHOT
-    assert br.stat("drop_no_config") == 1
-
-
-def test_learning_is_per_port(br):
-    """The same MAC in two VNIs is two entries (VNIs are isolated)."""
-    br.add_vni(10, port=PORT)
-    br.vni[U32(20)] = BrVniVal(port=7, bridge=99, group=ip_pack("239.1.1.1"))
-    br.ingress(pkt_v4(src_mac=MAC_A), 10, remote="10.0.0.2")
-    br.ingress(pkt_v4(src_mac=MAC_A), 20, remote="10.0.0.3")
-    assert str(ip_unpack(br.entry(MAC_A, PORT).remote)) == "10.0.0.2"
-    assert str(ip_unpack(br.entry(MAC_A, 7).remote)) == "10.0.0.3"
-    assert br.entry(MAC_A, 7).vni == 20
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_bridge(br, case):
+    check(br, case)
 
 
 def test_full_fdb_keeps_forwarding_known_flows_and_counts_evictions(br, pin_root):

@@ -5,7 +5,7 @@ passes untouched or is a counted drop."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gateway_prog import (LO, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, TRUNK, U32,  # noqa: F401
+from runner import (LO, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, TRUNK, U32,  # noqa: F401
                                WORKER, gw)
 
 from bpfnet.abi import GwVlanVal

@@ -1,30 +1,25 @@
 """gateway.bpf.o under BPF_PROG_TEST_RUN: tag popped, tag pushed, TPID and
 PCP kept, unknown MACs and untagged frames untouched, VLAN moves, counters.
 
-test_run binds skb->ifindex to lo (1): phys2virt learns the trunk as 1, and
-virt2phys runs as if on worker port 1. The tag arrives in the packet here
-(test_run has no receive path to strip it into skb metadata); the end-to-end
-test covers the metadata case. A pushed tag lands in skb metadata, which
-test_run does not return: vlan_push() (bpf/lib/vlan.h) records it in cb[2]
-(TCI) and cb[3] (TPID, network order), as redirect_to() records the target
-in cb[0] and flags in cb[1]."""
-import ctypes
+One table, one runner (runner.py). test_run binds skb->ifindex to lo (1):
+phys2virt learns the trunk as 1, and virt2phys runs as if on worker port 1.
+The tag arrives in the packet here (test_run has no receive path to strip it
+into skb metadata); the end-to-end test covers the metadata case. A pushed
+tag lands in skb metadata, which test_run does not return: vlan_push()
+(bpf/lib/vlan.h) records it in cb[2] (TCI) and cb[3] (TPID, network order),
+as redirect_to() records the target in cb[0] and flags in cb[1]."""
 import socket
-import time
 
 import pytest
 
-from conftest import need_root
 from packets import BCAST, ETH_P_8021AD, ETH_P_8021Q, MAC_A, MAC_B, eth, ipv4, udp, vlan
+from runner import (LO, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, TRUNK, WORKER,  # noqa: F401
+                    Case, check, gw, ids, steps)
 
 from bpfnet import abi
-from bpfnet.abi import GwClientKey, GwClientVal, GwVlanVal, mac_pack
-from bpfnet.maps import Map, PerCpuArray
 
-TC_ACT_UNSPEC, TC_ACT_SHOT, TC_ACT_REDIRECT = 0xFFFFFFFF, 2, 7  # retval is a u32
-LO, WORKER, TRUNK = 1, 42, 7
-U32 = ctypes.c_uint32
 PAYLOAD = b"bpfnet gateway"
+P2V, V2P = "gw_phys2virt", "gw_virt2phys"
 
 
 def frame(src=MAC_A, dst=MAC_B, vid=None, tpid=ETH_P_8021Q, pcp=0) -> bytes:
@@ -35,183 +30,149 @@ def frame(src=MAC_A, dst=MAC_B, vid=None, tpid=ETH_P_8021Q, pcp=0) -> bytes:
     return bytes(e / ipv4("10.0.0.11", "10.0.0.1") / udp(1000, 2000) / PAYLOAD)
 
 
-class Gw:
-    def __init__(self, obj):
-        self.obj = obj
-        self.clients = Map(obj.map_fd("gw_clients"), GwClientKey, GwClientVal, "gw_clients",
-                           owned=False)
-        self.fdb = Map(obj.map_fd("gw_vlan_fdb"), U32, GwVlanVal, "gw_vlan_fdb", owned=False)
-        self.stats = PerCpuArray(obj.map_fd("gw_stats"), abi.GwStats, "gw_stats", owned=False)
-
-    def add_client(self, mac=MAC_A, worker=WORKER):
-        self.clients[GwClientKey(mac=mac_pack(mac))] = GwClientVal(worker=worker)
-
-    def stat(self, name):
-        return self.stats.sum_fields()[name]
-
-    def nonzero_stats(self):
-        return {k: v for k, v in self.stats.sum_fields().items() if v}
-
-    def phys2virt(self, data):
-        from bpfnet import libbpf
-        return libbpf.prog_test_run(self.obj.prog_fd("gw_phys2virt"), data, ctx=abi.SkBuff())
-
-    def virt2phys(self, data):
-        from bpfnet import libbpf
-        return libbpf.prog_test_run(self.obj.prog_fd("gw_virt2phys"), data, ctx=abi.SkBuff())
-
-    def learned(self, worker=WORKER):
-        return self.fdb.get(U32(worker))
+REPLY = frame(src=MAC_B, dst=MAC_A)   # a worker's reply to client A
+N = len(frame())                      # bytes are counted untagged
 
 
-@pytest.fixture
-def gw(loaded_obj):
-    need_root()
-    return Gw(loaded_obj("gateway"))
+# --- setups ----------------------------------------------------------------------
+
+def client(mac=MAC_A, worker=WORKER, flags=0):
+    return lambda d: d.add_client(mac, worker, flags)
 
 
-# --- phys2virt ---------------------------------------------------------------
-
-@pytest.mark.parametrize("tpid,vid,pcp,dst", [
-    (ETH_P_8021Q, 10, 0, MAC_B),
-    (ETH_P_8021Q, 4094, 5, BCAST),    # an ARP-like broadcast: steered all the same
-    (ETH_P_8021AD, 30, 7, MAC_B),
-], ids=["802.1Q", "802.1Q-pcp-bcast", "802.1ad-pcp"])
-def test_client_frame_goes_to_its_worker_with_the_tag_popped(gw, tpid, vid, pcp, dst):
-    gw.add_client(MAC_A, WORKER)
-    before = time.monotonic_ns()
-    r = gw.phys2virt(frame(dst=dst, vid=vid, tpid=tpid, pcp=pcp))
-    assert r.retval == TC_ACT_REDIRECT
-    assert (r.ctx.cb[0], r.ctx.cb[1]) == (WORKER, 0)   # the worker port, egress
-    untagged = frame(dst=dst)
-    assert r.data == untagged                          # tag popped, nothing else changed
-    e = gw.learned()
-    assert (e.trunk, e.vlan_tci, e.vlan_proto) == (LO, pcp << 13 | vid, tpid)
-    assert (e.rx_pkts, e.rx_bytes, e.tx_pkts, e.tx_bytes) == (1, len(untagged), 0, 0)
-    assert e.seen_ns >= before
-    assert gw.nonzero_stats() == {"rx": 1, "learn": 1}
+def pending(mac=MAC_A, worker=WORKER):
+    """`client add` writes the entry pending first (intent), attaches the way
+    back, then clears the flag: until then the MAC is no client."""
+    return client(mac, worker, abi.GW_CLIENT_F_PENDING)
 
 
-def test_counters_add_up_per_client(gw):
-    gw.add_client(MAC_A, WORKER)
-    gw.add_client(MAC_B, WORKER + 1)
-    for _ in range(3):
-        gw.phys2virt(frame(src=MAC_A, vid=10))
-    gw.phys2virt(frame(src=MAC_B, vid=20))
-    n = len(frame())
-    a, b = gw.learned(WORKER), gw.learned(WORKER + 1)
-    assert (a.vlan_tci, a.rx_pkts, a.rx_bytes) == (10, 3, 3 * n)
-    assert (b.vlan_tci, b.rx_pkts, b.rx_bytes) == (20, 1, n)
-    assert gw.nonzero_stats() == {"rx": 4, "learn": 2}
+def from_trunk(*frames):
+    def fn(d):
+        for f in frames:
+            d.phys2virt(f)
+    return fn
 
 
-def test_untagged_frame_passes_untouched(gw):
-    gw.add_client(MAC_A, WORKER)
-    f = frame()
-    r = gw.phys2virt(f)
-    assert r.retval == TC_ACT_UNSPEC   # passed on: the next program or the stack
-    assert r.data == f
-    assert r.ctx.cb[0] == 0
-    assert len(gw.fdb) == 0
-    assert gw.nonzero_stats() == {"pass_untagged": 1}
+def from_worker(*frames):
+    def fn(d):
+        for f in frames:
+            d.virt2phys(f)
+    return fn
 
 
-@pytest.mark.parametrize("tpid", [ETH_P_8021Q, ETH_P_8021AD])
-def test_unknown_mac_passes_untouched(gw, tpid):
-    gw.add_client(MAC_A, WORKER)
-    f = frame(src="02:00:00:00:00:99", vid=10, tpid=tpid)
-    r = gw.phys2virt(f)
-    assert r.retval == TC_ACT_UNSPEC   # passed on: the next program or the stack
-    assert r.data == f                                 # still tagged
-    assert r.ctx.cb[0] == 0
-    assert len(gw.fdb) == 0
-    assert gw.nonzero_stats() == {"pass_unknown": 1}
+def learned_tag(tci, tpid):
+    return lambda d: d.learn(tci, tpid)
 
 
-def test_client_still_being_added_is_not_steered(gw):
-    """`client add` writes the entry pending first (intent), attaches the
-    way back, then clears the flag: until then the MAC is no client."""
-    gw.clients[GwClientKey(mac=mac_pack(MAC_A))] = GwClientVal(
-        worker=WORKER, flags=abi.GW_CLIENT_F_PENDING)
-    f = frame(vid=10)
-    r = gw.phys2virt(f)
-    assert (r.retval, r.data, r.ctx.cb[0]) == (TC_ACT_UNSPEC, f, 0)
-    assert len(gw.fdb) == 0
-    assert gw.nonzero_stats() == {"pass_unknown": 1}
-    gw.add_client(MAC_A, WORKER)   # ready
-    assert gw.phys2virt(f).retval == TC_ACT_REDIRECT
+# --- effects ---------------------------------------------------------------------
+
+def fdb_empty(d):
+    assert len(d.fdb) == 0
 
 
-def test_truncated_vlan_header_is_dropped_and_counted(gw):
-    gw.add_client(MAC_A, WORKER)
-    f = bytes(eth(MAC_B, MAC_A, type_=ETH_P_8021Q)) + b"\x00\x0a"   # half a tag
-    r = gw.phys2virt(f)
-    assert r.retval == TC_ACT_SHOT
-    assert gw.nonzero_stats() == {"drop_short": 1}
+def learned(worker=WORKER, trunk=None, tci=None, proto=None, rx=None, rx_bytes=None, tx=None,
+            tx_bytes=None, fresh=False):
+    """gw_vlan_fdb[worker] holds these (None: not checked)."""
+    def fn(d):
+        e = d.learned(worker)
+        assert e is not None, f"nothing learned for worker {worker}"
+        got = dict(trunk=e.trunk, tci=e.vlan_tci, proto=e.vlan_proto, rx=e.rx_pkts,
+                   rx_bytes=e.rx_bytes, tx=e.tx_pkts, tx_bytes=e.tx_bytes)
+        want = dict(trunk=trunk, tci=tci, proto=proto, rx=rx, rx_bytes=rx_bytes, tx=tx,
+                    tx_bytes=tx_bytes)
+        assert {k: got[k] for k, v in want.items() if v is not None} == \
+            {k: v for k, v in want.items() if v is not None}
+        if fresh:
+            assert e.seen_ns >= d.started_ns
+    return fn
 
 
-def test_vlan_move_is_followed_at_once(gw):
-    gw.add_client(MAC_A, WORKER)
-    gw.phys2virt(frame(vid=10))
-    r = gw.phys2virt(frame(vid=20))
-    assert r.retval == TC_ACT_REDIRECT and r.ctx.cb[0] == WORKER
-    e = gw.learned()
-    assert (e.vlan_tci, e.vlan_proto, e.rx_pkts) == (20, ETH_P_8021Q, 2)   # counters carried
-    assert (gw.stat("learn"), gw.stat("move")) == (1, 1)
-    # same VID, other TPID: a move too
-    gw.phys2virt(frame(vid=20, tpid=ETH_P_8021AD))
-    e = gw.learned()
-    assert (e.vlan_tci, e.vlan_proto, e.rx_pkts) == (20, ETH_P_8021AD, 3)
-    assert gw.stat("move") == 2
-    # same tag again: no move
-    gw.phys2virt(frame(vid=20, tpid=ETH_P_8021AD))
-    assert (gw.stat("move"), gw.stat("rx")) == (2, 4)
+def both(*fns):
+    def fn(d):
+        for f in fns:
+            f(d)
+    return fn
 
 
-# --- virt2phys ---------------------------------------------------------------
+TO_WORKER = (WORKER, 0)   # the worker port, egress
+TO_TRUNK = (TRUNK, 0)     # the trunk, egress
+Q, AD = ETH_P_8021Q, ETH_P_8021AD
 
-def learn(gw, tci, tpid, trunk=TRUNK, worker=LO):
-    gw.fdb[U32(worker)] = GwVlanVal(trunk=trunk, vlan_tci=tci, vlan_proto=tpid)
+CASES = [
+    # phys2virt: a client's frame to its worker, the tag popped and learned
+    *[Case(f"pop-{name}", "a client's tagged frame: to its worker, tag popped, nothing else "
+           "changed", P2V, frame(dst=dst, vid=vid, tpid=tpid, pcp=pcp), setup=client(),
+           verdict=TC_ACT_REDIRECT, redirect=TO_WORKER, output=frame(dst=dst),
+           counters={"rx": 1, "learn": 1},
+           effect=learned(trunk=LO, tci=pcp << 13 | vid, proto=tpid, rx=1, rx_bytes=N, tx=0,
+                          tx_bytes=0, fresh=True))
+      for name, tpid, vid, pcp, dst in [
+          ("802.1Q", Q, 10, 0, MAC_B),
+          ("802.1Q-pcp-bcast", Q, 4094, 5, BCAST),   # an ARP-like broadcast: steered all the same
+          ("802.1ad-pcp", AD, 30, 7, MAC_B)]],
+    Case("counters-per-client", "frames of two clients: each worker's entry counts its own",
+         P2V, frame(src=MAC_B, vid=20),
+         setup=steps(client(MAC_A, WORKER), client(MAC_B, WORKER + 1),
+                     from_trunk(*[frame(src=MAC_A, vid=10)] * 3)),
+         verdict=TC_ACT_REDIRECT, redirect=(WORKER + 1, 0), output=frame(src=MAC_B),
+         counters={"rx": 4, "learn": 2},
+         effect=both(learned(WORKER, tci=10, rx=3, rx_bytes=3 * N),
+                     learned(WORKER + 1, tci=20, rx=1, rx_bytes=N))),
+    Case("untagged", "an untagged frame: passed on untouched (the next program or the stack)",
+         P2V, frame(), setup=client(), verdict=TC_ACT_UNSPEC,
+         counters={"pass_untagged": 1}, effect=fdb_empty),
+    *[Case(f"unknown-mac-{name}", "a tagged frame from a MAC that is no client: passed on, "
+           "still tagged", P2V, frame(src="02:00:00:00:00:99", vid=10, tpid=tpid),
+           setup=client(), verdict=TC_ACT_UNSPEC, counters={"pass_unknown": 1}, effect=fdb_empty)
+      for name, tpid in [("802.1Q", Q), ("802.1ad", AD)]],
+    Case("client-being-added", "a client still pending: not steered", P2V, frame(vid=10),
+         setup=pending(), verdict=TC_ACT_UNSPEC, counters={"pass_unknown": 1}, effect=fdb_empty),
+    Case("client-ready", "the same client once `client add` finished: steered", P2V,
+         frame(vid=10), setup=steps(pending(), from_trunk(frame(vid=10)), client()),
+         verdict=TC_ACT_REDIRECT, redirect=TO_WORKER, output=frame(),
+         counters={"pass_unknown": 1, "rx": 1, "learn": 1}),
+    Case("truncated-tag", "half a VLAN tag: dropped and counted", P2V,
+         bytes(eth(MAC_B, MAC_A, type_=Q)) + b"\x00\x0a", setup=client(),
+         verdict=TC_ACT_SHOT, counters={"drop_short": 1}),
+    Case("vlan-move", "a client seen on another VLAN: followed at once, counters carried", P2V,
+         frame(vid=20), setup=steps(client(), from_trunk(frame(vid=10))),
+         verdict=TC_ACT_REDIRECT, redirect=TO_WORKER, output=frame(),
+         counters={"rx": 2, "learn": 1, "move": 1}, effect=learned(tci=20, proto=Q, rx=2)),
+    Case("tpid-move", "the same VID with another TPID: a move too", P2V, frame(vid=20, tpid=AD),
+         setup=steps(client(), from_trunk(frame(vid=10), frame(vid=20))),
+         verdict=TC_ACT_REDIRECT, redirect=TO_WORKER, output=frame(),
+         counters={"rx": 3, "learn": 1, "move": 2}, effect=learned(tci=20, proto=AD, rx=3)),
+    Case("same-tag-no-move", "the same tag again: no move", P2V, frame(vid=20, tpid=AD),
+         setup=steps(client(), from_trunk(frame(vid=10), frame(vid=20), frame(vid=20, tpid=AD))),
+         verdict=TC_ACT_REDIRECT, redirect=TO_WORKER, output=frame(),
+         counters={"rx": 4, "learn": 1, "move": 2}),
+    # virt2phys: the worker's reply to the trunk, with the learned tag pushed
+    *[Case(f"push-{name}", "a worker's frame: the learned tag pushed (in skb metadata, the "
+           "bytes unchanged), to the trunk", V2P, REPLY, setup=learned_tag(tci, tpid),
+           verdict=TC_ACT_REDIRECT, redirect=TO_TRUNK, pushed=(tci, socket.htons(tpid)),
+           counters={"tx": 1}, effect=learned(LO, tx=1, tx_bytes=len(REPLY), rx=0))
+      for name, tpid, tci in [("802.1Q", Q, 10), ("802.1Q-pcp", Q, 3 << 13 | 100),
+                              ("802.1ad-pcp", AD, 7 << 13 | 30)]],
+    Case("unlearned", "a worker's frame before its client was ever seen: passed on", V2P,
+         REPLY, verdict=TC_ACT_UNSPEC, counters={"pass_unlearned": 1}),
+    # round trip: a client's frame on VLAN 30 to worker port 1, then the
+    # worker's reply from port 1 carries VLAN 30 with the client's TPID and
+    # PCP; after a move to VLAN 40 the next reply carries VLAN 40
+    *[c for tpid in (Q, AD) for c in [
+        Case(f"round-trip-{tpid:#x}", "the reply carries back what was popped", V2P, REPLY,
+             setup=steps(client(MAC_A, LO), from_trunk(frame(vid=30, tpid=tpid, pcp=2))),
+             verdict=TC_ACT_REDIRECT, redirect=(LO, 0),    # the trunk, learned as lo
+             pushed=(2 << 13 | 30, socket.htons(tpid)), counters={"rx": 1, "tx": 1, "learn": 1}),
+        Case(f"round-trip-after-move-{tpid:#x}", "after the client moved, the next reply "
+             "follows", V2P, REPLY,
+             setup=steps(client(MAC_A, LO), from_trunk(frame(vid=30, tpid=tpid, pcp=2)),
+                         from_worker(REPLY), from_trunk(frame(vid=40, tpid=tpid))),
+             verdict=TC_ACT_REDIRECT, redirect=(LO, 0), pushed=(40, socket.htons(tpid)),
+             counters={"rx": 2, "tx": 2, "learn": 1, "move": 1},
+             effect=learned(LO, rx=2, tx=2))]],
+]
 
 
-@pytest.mark.parametrize("tpid,tci", [(ETH_P_8021Q, 10), (ETH_P_8021Q, 3 << 13 | 100),
-                                      (ETH_P_8021AD, 7 << 13 | 30)],
-                         ids=["802.1Q", "802.1Q-pcp", "802.1ad-pcp"])
-def test_worker_frame_gets_the_learned_tag_and_goes_to_the_trunk(gw, tpid, tci):
-    learn(gw, tci, tpid)
-    f = frame(src=MAC_B, dst=MAC_A)
-    r = gw.virt2phys(f)
-    assert r.retval == TC_ACT_REDIRECT
-    assert (r.ctx.cb[0], r.ctx.cb[1]) == (TRUNK, 0)            # the trunk, egress
-    assert (r.ctx.cb[2], r.ctx.cb[3]) == (tci, socket.htons(tpid))  # the tag pushed, TPID kept
-    assert r.data == f          # the tag is in skb metadata, the bytes are unchanged
-    e = gw.learned(LO)
-    assert (e.tx_pkts, e.tx_bytes, e.rx_pkts) == (1, len(f), 0)
-    assert gw.nonzero_stats() == {"tx": 1}
-
-
-def test_worker_frame_before_its_client_was_seen_passes(gw):
-    f = frame(src=MAC_B, dst=MAC_A)
-    r = gw.virt2phys(f)
-    assert r.retval == TC_ACT_UNSPEC   # passed on: the next program or the stack
-    assert r.data == f
-    assert (r.ctx.cb[0], r.ctx.cb[2]) == (0, 0)
-    assert gw.nonzero_stats() == {"pass_unlearned": 1}
-
-
-@pytest.mark.parametrize("tpid", [ETH_P_8021Q, ETH_P_8021AD])
-def test_round_trip_pushes_back_what_was_popped(gw, tpid):
-    """A client's frame on VLAN 30 to worker port 1, then the worker's reply
-    from port 1: the reply carries VLAN 30 with the client's TPID and PCP;
-    after a move to VLAN 40 the next reply carries VLAN 40."""
-    gw.add_client(MAC_A, LO)
-    gw.phys2virt(frame(vid=30, tpid=tpid, pcp=2))
-    r = gw.virt2phys(frame(src=MAC_B, dst=MAC_A))
-    assert (r.retval, r.ctx.cb[0]) == (TC_ACT_REDIRECT, LO)      # trunk learned as lo
-    assert (r.ctx.cb[2], r.ctx.cb[3]) == (2 << 13 | 30, socket.htons(tpid))
-    gw.phys2virt(frame(vid=40, tpid=tpid))
-    r = gw.virt2phys(frame(src=MAC_B, dst=MAC_A))
-    assert (r.ctx.cb[2], r.ctx.cb[3]) == (40, socket.htons(tpid))
-    e = gw.learned(LO)
-    assert (e.rx_pkts, e.tx_pkts) == (2, 2)
-    assert gw.nonzero_stats() == {"rx": 2, "tx": 2, "learn": 1, "move": 1}
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_gateway(gw, case):
+    check(gw, case)

@@ -3,7 +3,7 @@ peer goes into that peer's port only, a frame from a port goes to the tunnel
 only, and every drop is counted under a reason."""
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_mesh_prog import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, mesh  # noqa: F401
+from runner import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, mesh  # noqa: F401
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
