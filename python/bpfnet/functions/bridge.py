@@ -201,6 +201,29 @@ class Bridge(Overlay):
         self._vni(vni)
         self._vni_teardown(vni)
 
+    def vni_set_allow(self, vni: int, allow) -> None:
+        """Replaces VNI ``vni``'s allow list in place (the agent's ``allow =
+        "cluster"``): None lets any VTEP send, a list (an empty one too) only
+        those. New entries go in before the flag turns on and old ones go
+        after, so a sender on both lists is never dropped."""
+        self.require_loaded()
+        val = self._vni(vni)
+        fam = ip_unpack(self.cfg().group).version
+        for ip in allow or ():
+            if ip.version != fam:
+                raise ConfigError(f"allow {ip}: not of the underlay's address family")
+        amap, vnis = self.map("br_allow"), self.map("br_vni")
+        want = {bytes(ip_pack(ip)): ip for ip in allow or ()}
+        for ip in want.values():
+            amap[BrAllowKey(vni=vni, remote=ip_pack(ip))] = C_U32(1)
+        if allow is None:
+            val.flags &= ~abi.BR_VNI_F_ALLOW_LIST
+        else:
+            val.flags |= abi.BR_VNI_F_ALLOW_LIST
+        vnis[C_U32(vni)] = val
+        for k in [k for k in amap if k.vni == vni and bytes(k.remote) not in want]:
+            amap.discard(k)
+
     def vni_show(self) -> list[dict]:
         self.require_loaded()
         allow: dict[int, list[str]] = {}
