@@ -16,8 +16,9 @@ One action per line of the plan:
     ~ mesh peer 10.0.0.2 vni 30 re-create: port bmp1 is gone
 
 Only what the file names is compared: a function it does not name, a load
-option it does not give, and learned state (FDB, learned VLANs, counters)
-are left alone. ``peers = "cluster"`` / ``allow = "cluster"`` take the live
+option it does not give that cannot change in place (an in-place one goes
+back to its default), and learned state (FDB, learned VLANs, counters) are
+left alone. ``peers = "cluster"`` / ``allow = "cluster"`` take the live
 hosts the agent hands in (``hosts``); without them (a plain ``apply``) those
 lists are left as they are.
 """
@@ -360,7 +361,12 @@ def plan(desired: Desired, current: dict, hosts: dict | None = None) -> list[Act
             cur_children, broken = {}, {}
         else:
             changed = {}
-            for k, want in d.options.items():
+            given = dict(d.options)
+            for o in opts.values():  # in place and not named: back to its default
+                if o.in_place and o.name not in given and getattr(o, "default", None) is not None \
+                        and o.name in c.options:
+                    given[o.name] = o.default
+            for k, want in given.items():
                 have = c.options.get(k)
                 if have is not None and str(have) == str(want):
                     continue

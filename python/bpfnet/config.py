@@ -107,6 +107,7 @@ class _Opt:
     parse: object
     in_place: bool
     required: bool = False
+    default: object = None
 
 
 def _fallback():
@@ -114,10 +115,10 @@ def _fallback():
     under, local = _Opt("underlay", ifn, False), _Opt("local", ip, False)
     port_, dev = _Opt("port", port, False), _Opt("device", ifn, False)
     t = {"bridge": (under, local, _Opt("group", v.mcast_group, False), port_, dev,
-                    _Opt("ageing", v.seconds, True)),
+                    _Opt("ageing", v.seconds, True, default=300)),
          "mesh": (under, local, port_, dev),
          "gateway": (_Opt("trunk", ifn, False, True),),
-         "monitor": (_Opt("dev", ifn, False, True), _Opt("port", port, True))}
+         "monitor": (_Opt("dev", ifn, False, True), _Opt("port", port, True, default=4789))}
     return {fn: {o.name: o for o in opts} for fn, opts in t.items()}
 
 
