@@ -34,7 +34,7 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all bpf testprogs venv deps test demo bench vmtest vmlinux clean
+.PHONY: all bpf testprogs venv deps check test demo bench vmtest vmlinux clean
 
 all: bpf testprogs venv
 
@@ -72,7 +72,12 @@ $(VENV)/.done: pyproject.toml
 deps:
 	$(Q)./.ci/install-deps
 
-test: deps all
+# the unit tests: no root, no kernel, no sudo (pure logic and the layout of
+# the mirrors against the built objects' BTF), in seconds
+check: all
+	$(Q)$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+test: deps all check
 	$(Q)$(PY) -m pytest $(PYTEST_ARGS) tests
 
 demo: deps all
