@@ -23,7 +23,10 @@ import uuid
 
 from pyroute2 import IPRoute, netns
 
+from . import signals
+
 PIN_BASE = "/sys/fs/bpf"
+NETNS_DIR = "/var/run/netns"
 
 
 def _setns_preexec(name: str):
@@ -54,33 +57,62 @@ class Sim:
         self._cleanups.append((fn, args))
 
     def cleanup(self):
+        """Removes everything: cleanups, processes, namespaces, pins. Inside
+        ``signals.stopping()`` a signal does not cut it short; it also finds
+        what a signal kept from being recorded (a namespace of this prefix,
+        a process left in one of them)."""
+        with signals.deferred():
+            self._cleanup()
+
+    def _cleanup(self):
         for fn, args in reversed(self._cleanups):
             with contextlib.suppress(Exception):
                 fn(*args)
         self._cleanups.clear()
-        for p in self.procs:
-            with contextlib.suppress(Exception):
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    try:
-                        p.wait(3)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(p.pid, signal.SIGKILL)
-                        p.wait(3)
-        self.procs.clear()
-        for ns in reversed(self.namespaces):
+        self.stop_procs()
+        names = set(self.namespaces)
+        with contextlib.suppress(OSError):
+            names |= {n for n in os.listdir(NETNS_DIR) if n.startswith(self.prefix + "-")}
+        _kill_procs_in(names)
+        for ns in [n for n in reversed(self.namespaces) if n in names] + sorted(
+                names - set(self.namespaces)):
             with contextlib.suppress(Exception):
                 netns.remove(ns)
         self.namespaces.clear()
         if os.path.isdir(self.pin_root):
             shutil.rmtree(self.pin_root, ignore_errors=True)
 
+    def stop_procs(self):
+        """Stops the processes ``spawn`` started (SIGTERM to each group, then SIGKILL)."""
+        procs, self.procs = self.procs, []
+        for p in procs:
+            with contextlib.suppress(Exception):
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(3)
+
+    def hold(self, say=print, extra: str = "") -> int:
+        """``demo --keep``: keeps the simulation up until SIGINT, SIGTERM or
+        SIGHUP; returns the signal (the caller's cleanup then removes it)."""
+        say(f"# kept: namespaces {self.prefix}-*, pins {self.pin_root}{extra}; "
+            "Ctrl-C, SIGTERM or SIGHUP removes them")
+        sig = signals.wait()
+        say(f"# {signals.signame(sig)}: removing the simulation")
+        return sig
+
     # --- namespaces and links --------------------------------------------------
     def ns(self, short: str) -> str:
         """Creates namespace ``<prefix>-<short>`` with lo up; returns its name."""
         name = f"{self.prefix}-{short}"
-        netns.create(name)
-        self.namespaces.append(name)
+        with signals.deferred():  # created and recorded, or neither
+            netns.create(name)
+            self.namespaces.append(name)
         with self.ipr(name) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         return name
@@ -230,8 +262,9 @@ class Sim:
         def pre():
             os.setsid()
             netns.setns(ns, flags=0)
-        p = subprocess.Popen(argv, preexec_fn=pre, **kw)
-        self.procs.append(p)
+        with signals.deferred():
+            p = subprocess.Popen(argv, preexec_fn=pre, **kw)
+            self.procs.append(p)
         return p
 
     def ping(self, ns: str, dst: str, count: int = 3, interval: float = 0.2,
@@ -268,6 +301,26 @@ class Sim:
         if check and code != 0:
             raise RuntimeError(f"bpfnetctl {' '.join(argv)}: exit {code}: {err.getvalue().strip()}")
         return code, out.getvalue(), err.getvalue()
+
+
+def _kill_procs_in(names) -> None:
+    """SIGKILLs every process (but this one) whose network namespace is one
+    of ``names`` (what ``ip netns pids`` finds), so none outlives them."""
+    inodes = set()
+    for n in names:
+        with contextlib.suppress(OSError):
+            st = os.stat(os.path.join(NETNS_DIR, n))
+            inodes.add((st.st_dev, st.st_ino))
+    if not inodes:
+        return
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(f"/proc/{pid}/ns/net")
+            if (st.st_dev, st.st_ino) in inodes:
+                os.kill(int(pid), signal.SIGKILL)
 
 
 def wait_for(pred, timeout: float = 5, step: float = 0.05):

@@ -5,8 +5,7 @@ import os
 import socket
 import sys
 
-from netaddr import IPAddress
-
+from .. import signals
 from .. import validate as v
 from ..cli import Output, add_json, arg, table
 from ..errors import ConfigError
@@ -32,11 +31,20 @@ def _stats(args, ctx):
         raise ConfigError("--watch needs --out DIR")
     if args.json:
         raise ConfigError("--watch writes JSON files; drop --json")
+    # SIGINT, SIGTERM and SIGHUP end it between two rounds, never in the
+    # middle of writing one (signals.py)
+    rounds = 0
+
+    def sleep(seconds):
+        nonlocal rounds
+        rounds += 1  # a round was written
+        stop.sleep(seconds)
     try:
-        n = mon.watch(args.out, args.watch, count=args.count)
-    except KeyboardInterrupt:
-        return None
-    return f"stats: {n} rounds written to {args.out}"
+        with signals.stopping() as stop, stop.deferred():
+            rounds = mon.watch(args.out, args.watch, count=args.count, sleep=sleep)
+    except signals.Stopped as e:
+        return f"stats: {rounds} rounds written to {args.out}; stopped by {e.name}"
+    return f"stats: {rounds} rounds written to {args.out}"
 
 
 class Listen:
@@ -56,53 +64,43 @@ class Listen:
     def bind(self) -> socket.socket:
         """A listening socket made in the caller's namespace."""
         from pyroute2 import netns
+
+        from ..ui.server import listen_socket
         here = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             netns.setns(self.ns_fd)
             try:
-                return _listen_socket(self.host, self.port)
+                return listen_socket(self.host, self.port)
             finally:
                 netns.setns(here)
         finally:
             os.close(here)
 
 
-def _listen_socket(host: str, port: int) -> socket.socket:
-    fam = socket.AF_INET6 if IPAddress(host).version == 6 else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((host, port))
-        s.listen(16)
-    except OSError as e:
-        s.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    return s
-
 
 def _ui(args, ctx):
-    from ..ui.server import MonitorSource, UiServer
+    from ..ui.server import MonitorSource, UiServer, listen_socket, serving
     listen = args.listen
     try:
         mon = ctx.fn("monitor")
         mon.require_loaded()
         device = ctx.fn("monitor").net.name(mon.cfg().ifindex)
-        sock = listen.bind() if ctx.args.netns else _listen_socket(listen.host, listen.port)
+        sock = listen.bind() if ctx.args.netns else listen_socket(listen.host, listen.port)
     finally:
         listen.close()
     source = MonitorSource(ctx.pins, device=device)
     srv = UiServer(sock, source, inner_labels=args.metrics_inner)
     host = f"[{listen.host}]" if ":" in listen.host else listen.host
-    print(f"ui: monitor of {ctx.ns} ({device}) at http://{host}:{srv.server_port}/ , "
-          f"Prometheus at /metrics; Ctrl-C stops", flush=True)
+    # served in a thread; SIGINT, SIGTERM and SIGHUP stop it alike (signals.py)
     try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.server_close()
+        with signals.stopping() as stop, serving(srv):
+            print(f"ui: monitor of {ctx.ns} ({device}) at http://{host}:{srv.server_port}/ , "
+                  f"Prometheus at /metrics; Ctrl-C, SIGTERM or SIGHUP stops", flush=True)
+            sig = stop.wait()
+    except signals.Stopped as e:
+        sig = e.signum
     sys.stdout.flush()
-    return "ui: stopped"
+    return f"ui: stopped ({signals.signame(sig)})"
 
 
 def register(cli):

@@ -70,9 +70,9 @@ def check_all_pairs(sim: Sim, topo, vnis=VNIS, count: int = 3):
     return rows
 
 
-def run(keep: bool, say) -> int:
+def run(keep: bool, say, prefix: str | None = None) -> int:
     from ..cli import table
-    sim = Sim(keep=keep)
+    sim = Sim(prefix=prefix)
     try:
         say(f"# bridge demo: 3 hosts, VNIs {', '.join(map(str, VNIS))}, run {sim.prefix}")
         topo = build(sim, say=say)
@@ -93,8 +93,7 @@ def run(keep: bool, say) -> int:
         say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings answered: "
             + ("PASS" if ok else "FAIL"))
         if keep:
-            say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}")
+            sim.hold(say)
         return 0 if ok else 1
     finally:
-        if not keep:
-            sim.cleanup()
+        sim.cleanup()

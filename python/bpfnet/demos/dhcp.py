@@ -39,7 +39,7 @@ def client_mac(n: int) -> str:
 
 
 def workdir(sim: Sim) -> str:
-    """The run's temporary directory, removed at cleanup (kept with --keep)."""
+    """The run's temporary directory, removed at cleanup (--keep: when stopped)."""
     d = getattr(sim, "_dhcp_dir", None)
     if d is None:
         d = tempfile.mkdtemp(prefix=f"bpfnet-{sim.prefix}-dhcp-")
@@ -138,9 +138,9 @@ def in_range(ip: str) -> bool:
     return IPAddress(RANGE[0]) <= IPAddress(ip) <= IPAddress(RANGE[1])
 
 
-def run(keep: bool, say) -> int:
+def run(keep: bool, say, prefix: str | None = None) -> int:
     from ..cli import table
-    sim = Sim(keep=keep)
+    sim = Sim(prefix=prefix)
     try:
         say(f"# dhcp demo: dnsmasq on h0 behind br{VNI}, dhclient on h1 and h2, "
             f"leases through the mesh (VNI {VNI}), run {sim.prefix}")
@@ -200,8 +200,7 @@ def run(keep: bool, say) -> int:
             f"{sum(p['received'] for p in pings)}/{sum(p['sent'] for p in pings)} pings answered: "
             + ("PASS" if ok else "FAIL"))
         if keep:
-            say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}, files {workdir(sim)}")
+            sim.hold(say, extra=f", files {workdir(sim)}")
         return 0 if ok else 1
     finally:
-        if not keep:
-            sim.cleanup()
+        sim.cleanup()

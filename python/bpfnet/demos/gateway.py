@@ -30,6 +30,7 @@ from pyroute2 import netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import abi
+from ..errors import NotFound
 from ..sim import Sim
 
 WORKER_IP = "10.0.0.1"
@@ -53,7 +54,13 @@ def worker_mac(i: int) -> str:
 
 
 def tagger_path() -> str:
+    """The tagger's object: an installed package's bpf/demo/ (setup.py
+    builds it into the wheel), else the checkout's build/tests/ (make)."""
     from ..functions.base import obj_dir
+    for p in (os.path.join(obj_dir(), "demo", "vlan_tagger.bpf.o"),
+              os.path.join(obj_dir(), "..", "tests", "vlan_tagger.bpf.o")):
+        if os.path.exists(p):
+            return os.path.normpath(p)
     return os.path.normpath(os.path.join(obj_dir(), "..", "tests", "vlan_tagger.bpf.o"))
 
 
@@ -77,7 +84,7 @@ class Tagger:
         from ..netlink import Net
         path = tagger_path()
         if not os.path.exists(path):
-            raise RuntimeError(f"{path} not built (make): needed where the kernel has no 8021q")
+            raise NotFound(f"{path} not built (make): needed where the kernel has no 8021q")
         self.obj = BpfObject.open(path)
         sim.on_cleanup(self.obj.close)
         self.obj.load()
@@ -225,11 +232,11 @@ def fetch(sim: Sim, ns: str, wait: float = 15) -> str:
     return (r.stdout.strip() or r.stderr.strip()).splitlines()[-1] if (r.stdout or r.stderr) else ""
 
 
-def run(keep: bool, say) -> int:
+def run(keep: bool, say, prefix: str | None = None) -> int:
     import json
 
     from ..cli import table
-    sim = Sim(keep=keep)
+    sim = Sim(prefix=prefix)
     try:
         say(f"# gateway demo: 3 clients on VLANs {', '.join(str(v) for v, _ in CLIENTS)} "
             f"of one trunk, 3 workers at {WORKER_IP}, run {sim.prefix}")
@@ -265,9 +272,8 @@ def run(keep: bool, say) -> int:
         say(f"# {sum(r['ok'] for r in rows)}/{len(rows)} clients reached their own worker, "
             "replies on their own VLAN: " + ("PASS" if ok else "FAIL"))
         if keep:
-            say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}")
+            sim.hold(say)
         return 0 if ok else 1
     finally:
-        if not keep:
-            with contextlib.suppress(Exception):
-                sim.cleanup()
+        with contextlib.suppress(Exception):
+            sim.cleanup()

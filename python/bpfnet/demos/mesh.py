@@ -170,9 +170,9 @@ def broadcast_copies(sender: str, receivers: dict, count: int = 3, expect: int |
         return lis.wait(expect if expect is not None else 0, deadline, linger)
 
 
-def run(keep: bool, say) -> int:
+def run(keep: bool, say, prefix: str | None = None) -> int:
     from ..cli import table
-    sim = Sim(keep=keep)
+    sim = Sim(prefix=prefix)
     try:
         say(f"# mesh demo: 3 hosts in a full mesh, VNIs {', '.join(map(str, VNIS))}, "
             f"no multicast, run {sim.prefix}")
@@ -214,8 +214,7 @@ def run(keep: bool, say) -> int:
             f"broadcast copies {'as expected' if got == want else 'WRONG'}: "
             + ("PASS" if ok else "FAIL"))
         if keep:
-            say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}")
+            sim.hold(say)
         return 0 if ok else 1
     finally:
-        if not keep:
-            sim.cleanup()
+        sim.cleanup()

@@ -10,11 +10,13 @@ the monitor on host0's underlay; host0's clients send at different rates.
      [monitor]
         +-------------------------- fabric sw0 (L2) -------------------------+
 
-`demo monitor --keep` then serves the live page on 127.0.0.1:8080 while
-bounded rounds of the same traffic keep it moving.
+`demo monitor --keep` then serves the live page on 127.0.0.1:8080 (--listen)
+while bounded rounds of the same traffic keep it moving, until SIGINT,
+SIGTERM or SIGHUP removes it all.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -139,42 +141,40 @@ def check(before: list[dict], after: list[dict], rows: list[dict]) -> list[dict]
     return out
 
 
-def serve(sim: Sim, topo, say, listen=LISTEN, stop: threading.Event | None = None) -> None:
-    """--keep: the live page on ``listen`` while bounded rounds of traffic run;
-    returns on Ctrl-C (or ``stop``)."""
+def serve(sim: Sim, topo, say, sock) -> int:
+    """--keep: the live page on the listening ``sock`` while bounded rounds
+    of traffic run, until SIGINT, SIGTERM or SIGHUP (returns it)."""
     from ..functions.base import PinDir
-    from ..ui.server import MonitorSource, UiServer, listen_socket
-    stop = stop or threading.Event()
-    srv = UiServer(listen_socket(*listen),
-                   MonitorSource(PinDir(sim.pin_root, topo["hosts"][0]), "eth0"))
-    web = threading.Thread(target=srv.serve_forever, daemon=True)
-    web.start()
+    from ..ui.server import MonitorSource, UiServer, serving
+    srv = UiServer(sock, MonitorSource(PinDir(sim.pin_root, topo["hosts"][0]), "eth0"))
+    done = threading.Event()
 
     def rounds():
         for _ in range(KEEP_ROUNDS):
-            if stop.is_set():
+            if done.is_set():
                 return
-            traffic(sim, topo, scale=0.5)
-            stop.wait(KEEP_PAUSE)
+            with contextlib.suppress(Exception):  # the simulation may be going away
+                traffic(sim, topo, scale=0.5)
+            done.wait(KEEP_PAUSE)
     gen = threading.Thread(target=rounds, daemon=True)
-    gen.start()
-    say(f"# live page: http://{listen[0]}:{srv.server_port}/  (Prometheus: /metrics); "
-        f"traffic for about {KEEP_ROUNDS * KEEP_PAUSE // 60} minutes; Ctrl-C stops serving")
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        say("")
-    finally:
-        stop.set()
-        srv.shutdown()
-        srv.server_close()
-        gen.join(30)
+    with serving(srv):
+        gen.start()
+        host = srv.server_address[0]
+        say(f"# live page: http://{f'[{host}]' if ':' in host else host}:{srv.server_port}/  "
+            f"(Prometheus: /metrics); traffic for about {KEEP_ROUNDS * KEEP_PAUSE // 60} minutes")
+        try:
+            return sim.hold(say)
+        finally:
+            done.set()
+            sim.stop_procs()  # the round in flight ends now
+            gen.join(10)
 
 
-def run(keep: bool, say) -> int:
+def run(keep: bool, say, prefix: str | None = None, listen=LISTEN) -> int:
     from ..cli import table
-    sim = Sim(keep=keep)
+    from ..ui.server import listen_socket
+    sock = listen_socket(*listen) if keep else None  # a taken port fails before anything is built
+    sim = Sim(prefix=prefix)
     try:
         say(f"# monitor demo: {N_HOSTS} hosts, VNIs {', '.join(str(vni_id(v)) for v in VNIS)} "
             f"(kernel VXLAN, multicast groups), monitor on h0's eth0, run {sim.prefix}")
@@ -203,10 +203,9 @@ def run(keep: bool, say) -> int:
         say("# every ping counted exactly (packets and bytes, both ways): "
             + ("PASS" if ok else "FAIL"))
         if keep:
-            say(f"# kept: namespaces {sim.prefix}-*, pins {sim.pin_root}")
-            serve(sim, topo, say)
-            say(f"# serve it again: bpfnetctl --pin-root {sim.pin_root} --netns {h0} ui")
+            serve(sim, topo, say, sock)
         return 0 if ok else 1
     finally:
-        if not keep:
-            sim.cleanup()
+        if sock is not None:
+            sock.close()
+        sim.cleanup()

@@ -18,6 +18,7 @@ rebinding.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 from netaddr import AddrFormatError, IPAddress
 
-from ..errors import BpfnetError
+from ..errors import BpfnetError, ConfigError
 from . import metrics
 
 log = logging.getLogger("bpfnet.ui")
@@ -177,10 +178,29 @@ class UiServer(ThreadingHTTPServer):
 
 
 def listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (0: any free port)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """A listening TCP socket on ``host``:``port`` (0: any free port), in
+    this thread's network namespace; ConfigError if the address is taken."""
+    fam = socket.AF_INET6 if IPAddress(host).version == 6 else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port))
-    s.listen(16)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(16)
+    except OSError as e:
+        s.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     return s
+
+
+@contextlib.contextmanager
+def serving(srv: UiServer):
+    """Serves ``srv`` in a thread for the block's length; then shuts it
+    down and closes it (the main thread stays free to wait for a signal)."""
+    t = threading.Thread(target=srv.serve_forever, name="ui", daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
