@@ -9,7 +9,6 @@ VENV       := .venv
 PY         := $(VENV)/bin/python
 CLANG      ?= clang
 BPFTOOL    ?= bpftool
-ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/')
 VMLINUX    := include/vmlinux.h
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(BPF_SRCS))
@@ -19,11 +18,8 @@ BPF_HDRS   := $(wildcard bpf/lib/*.h include/*.h)
 TEST_OUT   := $(OUTPUT)/tests
 TEST_SRCS  := $(wildcard tests/progs/*.bpf.c)
 TEST_OBJS  := $(patsubst tests/progs/%.bpf.c,$(TEST_OUT)/%.bpf.o,$(TEST_SRCS))
-# clang's own system include dirs, after ours (as libbpf-bootstrap does), so
-# that <bpf/*.h> from libbpf-dev and the compiler builtins are found.
-CLANG_SYS  := $(shell $(CLANG) -v -E - </dev/null 2>&1 | sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
-              -Wno-unused-parameter -Iinclude -Ibpf $(CLANG_SYS)
+# one flag list for make and for the wheel's build (setup.py)
+BPF_CFLAGS := $(shell sh .ci/bpf-cflags '$(CLANG)')
 PYTEST_ARGS ?=
 
 ifeq ($(V),1)
@@ -34,14 +30,12 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all bpf testprogs venv deps check test demo bench vmtest vmlinux clean
+.PHONY: all bpf testprogs venv deps check test demo bench vmtest vmlinux wheel clean
 
 all: bpf testprogs venv
 
-# the objects are also copied into the package, so `pip install .` ships them
-PKG_OBJ_DIR := python/bpfnet/bpf
+# the checkout runs from build/; a wheel compiles its own (setup.py, `make wheel`)
 bpf: $(BPF_OBJS)
-	$(Q)mkdir -p $(PKG_OBJ_DIR) && cp -f $(BPF_OBJS) $(PKG_OBJ_DIR)/
 
 testprogs: $(TEST_OBJS)
 
@@ -96,6 +90,11 @@ vmlinux:
 	$(call msg,GEN,$(VMLINUX))
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
 
+# A wheel with the objects compiled in (setup.py's build_py), in build/dist/.
+wheel: venv
+	$(call msg,WHEEL,$(OUTPUT)/dist)
+	$(Q)$(PY) -m pip wheel -q --no-deps -w $(OUTPUT)/dist .
+
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
-	$(Q)rm -rf $(OUTPUT) $(PKG_OBJ_DIR)
+	$(Q)rm -rf $(OUTPUT) python/bpfnet/bpf
