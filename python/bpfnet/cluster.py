@@ -40,8 +40,10 @@ that namespace's links. A process must therefore use gRPC in one network
 namespace only (tested: tests/netns/test_cluster.py checks the namespace of every
 thread of a member started from another namespace).
 
-``python -m bpfnet.cluster --etcd URL --cluster C --host H --record JSON`` runs one
-Membership and prints one JSON line per view (a debugging aid; the tests use it).
+``python -m bpfnet.cluster member --etcd URL --cluster C --host H --record JSON`` runs
+one Membership and prints one JSON line per view; ``python -m bpfnet.cluster admin URL
+status|revision|compact|put|del`` makes one etcd call (debugging aids; the tests, the
+demo and the bench use them).
 """
 from __future__ import annotations
 
@@ -487,22 +489,11 @@ class Membership:
                 await self._put(c)
 
 
-# --- python -m bpfnet.cluster: one member, one JSON line per view ---------------------
+# --- python -m bpfnet.cluster: debugging aids -------------------------------------------
 
-def _main(argv=None) -> int:
-    import argparse
+def _member(a) -> int:
+    """One member; one JSON line per view (and per health change, and on SIGUSR1)."""
     import signal
-    p = argparse.ArgumentParser(prog="python -m bpfnet.cluster",
-                                description="run one cluster member; print each view as JSON")
-    p.add_argument("--etcd", required=True, help="comma-separated endpoints")
-    p.add_argument("--cluster", default="default")
-    p.add_argument("--host", required=True)
-    p.add_argument("--ttl", type=int, default=10)
-    p.add_argument("--record", required=True, help="this host's record, JSON")
-    p.add_argument("--netns", help="reach etcd from this network namespace (the thread's)")
-    p.add_argument("--no-revoke", action="store_true", help="on SIGTERM leave the lease to expire")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="bpfnet.cluster: %(message)s")
     out_lock = threading.Lock()
 
     def say(kind, **kw):
@@ -520,6 +511,63 @@ def _main(argv=None) -> int:
     done.wait()
     m.stop(revoke=not a.no_revoke)
     say("stopped", health=m.health())
+    return 0
+
+
+async def _admin(a) -> dict:
+    """status [--wait S] | revision | compact | put KEY VALUE | del KEY, as JSON."""
+    c = client(a.url)
+    try:
+        if a.cmd == "status":
+            end = time.monotonic() + a.wait
+            while True:
+                try:
+                    st = await c.status()
+                    return {"version": st.version, "raft_index": st.raft_index}
+                except Exception:  # noqa: BLE001 -- not up yet
+                    if time.monotonic() > end:
+                        raise
+                    await c.close()
+                    await asyncio.sleep(0.2)
+        if a.cmd in ("revision", "compact"):
+            rev = (await c.get_prefix(b"/")).header.revision
+            if a.cmd == "revision":
+                return {"revision": rev}
+            await c.compact(rev, physical=True)
+            return {"compacted": rev}
+        if a.cmd == "put":
+            return {"revision": (await c.put(a.args[0].encode(), a.args[1].encode())).header.revision}
+        if a.cmd == "del":
+            r = await c.delete(a.args[0].encode())
+            return {"deleted": bool(r and r.deleted)}
+        raise ConfigError(f"unknown admin command {a.cmd!r}")
+    finally:
+        await c.close()
+
+
+def _main(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m bpfnet.cluster",
+                                description="cluster membership: debugging aids")
+    sub = p.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("member", help="run one member; print each view as a JSON line")
+    m.add_argument("--etcd", required=True, help="comma-separated endpoints")
+    m.add_argument("--cluster", default="default")
+    m.add_argument("--host", required=True)
+    m.add_argument("--ttl", type=int, default=10)
+    m.add_argument("--record", required=True, help="this host's record, JSON")
+    m.add_argument("--netns", help="reach etcd from this network namespace (the thread's)")
+    m.add_argument("--no-revoke", action="store_true", help="on SIGTERM leave the lease to expire")
+    ad = sub.add_parser("admin", help="one etcd call, its answer as JSON")
+    ad.add_argument("url")
+    ad.add_argument("cmd", choices=("status", "revision", "compact", "put", "del"))
+    ad.add_argument("args", nargs="*")
+    ad.add_argument("--wait", type=float, default=0, help="status: retry this many seconds")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="bpfnet.cluster: %(message)s")
+    if a.what == "member":
+        return _member(a)
+    print(json.dumps(asyncio.run(_admin(a))))
     return 0
 
 
