@@ -17,12 +17,16 @@ import os
 import sys
 import traceback
 
+from . import __version__
 from .errors import BpfnetError, ConfigError
-from .functions.base import DEFAULT_PIN_ROOT, PinDir
+from .functions.bpffs import check_bpffs
+from .functions.pins import DEFAULT_PIN_ROOT, PinDir
 
 PROG = "bpfnetctl"
 # modules that add commands: each has register(cli) (see commands/)
 COMMAND_MODULES = ("core", "bridge", "mesh", "gateway", "monitor", "cluster", "demo", "agent")
+# commands that do not read --pin-root (doctor reports a bad one itself)
+NO_PIN_ROOT = ("demo", "doctor")
 
 
 class UsageError(Exception):
@@ -77,6 +81,8 @@ class Cli:
                        default=os.environ.get("BPFNET_PIN_ROOT", DEFAULT_PIN_ROOT),
                        help=f"bpffs directory for pins (default {DEFAULT_PIN_ROOT}, env BPFNET_PIN_ROOT)")
         p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and libbpf log on errors")
+        p.add_argument("--version", action="version", version=f"{PROG} {__version__}",
+                       help="print the version and exit")
         self.sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
         self.sub.required = True
         self.load = self.sub.add_parser("load", help="load a function (idempotent: a second load upgrades)")
@@ -95,6 +101,19 @@ class Cli:
         """Adds a sub-command; ``handler(args, ctx)`` returns what to print."""
         sp = (parent or self.sub).add_parser(name, help=help)
         sp.set_defaults(handler=handler, lock=lock, opname=name)
+        return sp
+
+    def load_command(self, name, help, where):
+        """``load NAME``: its arguments made from the function's option
+        declaration (functions/options.py); ``where(result)`` says what it
+        was loaded on ("vxlan0", "trunk eth1")."""
+        from .functions import get
+        sp = self.command(name, _load, help=help, parent=self.load_sub)
+        sp.set_defaults(opname=f"load {name}", load_function=name, load_where=where)
+        for o in get(name).options:
+            kw = {"choices": o.choices} if o.choices else {}
+            sp.add_argument(o.flag, dest=f"opt_{o.name}", type=arg(o.parse), metavar=o.metavar,
+                            help=o.help, **kw)
         return sp
 
     def group(self, name, help=None):
@@ -117,6 +136,18 @@ class _Group:
 
 def add_json(sp):
     sp.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+
+
+def _load(args, ctx):
+    """Every ``load FUNCTION``: a first load, or a second that applies or
+    refuses each option given, and says what changed."""
+    from .functions.options import describe_changes
+    fn = ctx.fn(args.load_function)
+    r = fn.load(**{o.name: getattr(args, f"opt_{o.name}") for o in fn.options})
+    text = f"{fn.name}: {'upgraded' if r['upgraded'] else 'loaded'} on {args.load_where(r)}"
+    if r["upgraded"]:
+        text += f"; {describe_changes(r['changed'])}"
+    return Output(r, text)
 
 
 # --- output ------------------------------------------------------------------
@@ -216,6 +247,8 @@ def main(argv=None) -> int:
     try:
         if os.geteuid() != 0:
             raise BpfnetError("bpfnetctl needs root (CAP_BPF and CAP_NET_ADMIN)")
+        if args.command not in NO_PIN_ROOT:
+            check_bpffs(args.pin_root)  # read-only commands too: off bpffs nothing is "not loaded"
         if args.netns:
             from .netlink import enter_netns
             saved_ns = os.open("/proc/self/ns/net", os.O_RDONLY)

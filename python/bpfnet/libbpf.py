@@ -1,6 +1,6 @@
 """Thin ctypes binding to the system libbpf (libbpf.so.1, 1.1.x and later).
 
-The only module that calls ``ctypes.CDLL``. It knows nothing of bridges, VNIs
+With :mod:`bpfnet.libc`, the only module that calls ``ctypes.CDLL``. It knows nothing of bridges, VNIs
 or VLANs: it takes and returns ctypes objects, bytes and file descriptors.
 
     with BpfObject.open("build/bpf/bridge.bpf.o", pin_root="/sys/fs/bpf/x") as obj:
@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import ctypes.util
 import errno as _errno
 import logging
 import os
 
+from . import libc
+
 log = logging.getLogger("bpfnet.libbpf")
 
 _lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 c_void_p = ctypes.c_void_p
 c_int = ctypes.c_int
@@ -165,9 +165,6 @@ for _name, _res, _args in _PROTOTYPES:
     _fn.restype = _res
     _fn.argtypes = _args
 
-_libc.vsnprintf.restype = c_int
-_libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
-
 # --- errors and the log ------------------------------------------------------
 
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
@@ -180,7 +177,7 @@ _PRINT_FN = ctypes.CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 
 def _print_cb(level, fmt, args):
     buf = ctypes.create_string_buffer(4096)
-    _libc.vsnprintf(buf, len(buf), fmt, args)
+    libc.vsnprintf(buf, len(buf), fmt, args)
     text = buf.value.decode(errors="replace").rstrip("\n")
     for line in text.splitlines():
         if level != LIBBPF_DEBUG:
@@ -365,7 +362,17 @@ def link_update(link_fd: int, prog_fd: int) -> None:
     _check(_lib.bpf_link_update(link_fd, prog_fd, None), "link update")
 
 
+# enum bpf_map_type (uapi bpf.h), the types bpfnet's objects use
 BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_HASH = 9
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+PERCPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
+ARRAY_MAP_TYPES = (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY)
+HASH_MAP_TYPES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH)
+LRU_MAP_TYPES = (BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH)
 BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47  # kernel 6.6+
 
 

@@ -231,7 +231,8 @@ def test_a_client_add_killed_half_way_is_cleared(topo):
     (("client", "add", "02:00:00:00:10"), "invalid MAC"),
     (("client", "add", "02:00:00:00:10:09"), "--worker"),
     (("client", "del", "02:00:00:00:10:09"), "is not configured"),
-    (("load", "gateway", "--trunk", "w1"), "unload to change --trunk"),
+    (("load", "gateway", "--trunk", "w1"),
+     "--trunk: gateway is loaded with trunk trunk0; `bpfnetctl unload gateway` is needed to change it"),
 ])
 def test_bad_input_exits_2_and_changes_nothing(topo, argv, msg):
     before = show(topo)

@@ -220,7 +220,7 @@ def test_second_load_upgrades_programs_and_keeps_maps(topo):
     ids = prog_id(topo, "mesh_ingress"), prog_id(topo, "mesh_egress")
     before, st_before = peers(topo, 0), counters(topo)[0]
     code, out, _ = ctl(topo, "load", "mesh")
-    assert (code, out.strip()) == (0, "mesh: upgraded on vxlan0")
+    assert (code, out.strip()) == (0, "mesh: upgraded on vxlan0; nothing changed")
     assert (prog_id(topo, "mesh_ingress"), prog_id(topo, "mesh_egress")) != ids
     after = peers(topo, 0)
     assert set(after) == set(before)
@@ -402,11 +402,13 @@ BAD = [
     (["peer", "frob"], "invalid choice"),
     (["load", "mesh", "--port", "0"], "invalid port '0'"),
     (["load", "mesh", "--port", "70000"], "invalid port '70000'"),
-    (["load", "mesh", "--port", "4790"], "loaded with port 4789"),
+    (["load", "mesh", "--port", "4790"],
+     "--port: mesh is loaded with port 4789; `bpfnetctl unload mesh` is needed to change it"),
     (["load", "mesh", "--device", "vx 0"], "invalid interface name"),
-    (["load", "mesh", "--device", "vx9"], "mesh is loaded on vxlan0"),
+    (["load", "mesh", "--device", "vx9"],
+     "--device: mesh is loaded with device vxlan0; `bpfnetctl unload mesh` is needed to change it"),
     (["load", "mesh", "--local", "1.2.3"], "invalid IP address"),
-    (["load", "mesh", "--local", "10.99.0.9"], "loaded with local 10.99.0.1"),
+    (["load", "mesh", "--local", "10.99.0.9"], "--local 10.99.0.9 is not an address of eth0"),
     (["load", "mesh", "--underlay", "bad/name"], "invalid interface name"),
 ]
 

@@ -14,28 +14,10 @@ import ctypes
 import errno
 import time
 
+from .. import libc
+from ..libc import iovec, mmsghdr
+
 BATCH = 256
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _iovec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _msghdr(ctypes.Structure):
-    _fields_ = [("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
-                ("msg_iov", ctypes.POINTER(_iovec)), ("msg_iovlen", ctypes.c_size_t),
-                ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
-                ("msg_flags", ctypes.c_int)]
-
-
-class _mmsghdr(ctypes.Structure):
-    _fields_ = [("msg_hdr", _msghdr), ("msg_len", ctypes.c_uint)]
-
-
-_libc.sendmmsg.restype = ctypes.c_int
-_libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_mmsghdr), ctypes.c_uint, ctypes.c_int]
 
 
 class Blaster:
@@ -43,8 +25,8 @@ class Blaster:
         self.sock = sock
         self.batch = batch
         self.buf = ctypes.create_string_buffer(b"\xbf" * payload, payload)
-        self.iov = _iovec(ctypes.cast(self.buf, ctypes.c_void_p), payload)
-        self.msgs = (_mmsghdr * batch)()
+        self.iov = iovec(ctypes.cast(self.buf, ctypes.c_void_p), payload)
+        self.msgs = (mmsghdr * batch)()
         for m in self.msgs:
             m.msg_hdr.msg_iov = ctypes.pointer(self.iov)
             m.msg_hdr.msg_iovlen = 1
@@ -55,7 +37,7 @@ class Blaster:
         sent = 0
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            n = _libc.sendmmsg(fd, self.msgs, self.batch, 0)
+            n = libc.sendmmsg(fd, self.msgs, self.batch, 0)
             if n < 0:
                 err = ctypes.get_errno()
                 if err in (errno.ENOBUFS, errno.EAGAIN, errno.EINTR, errno.ECONNREFUSED):

@@ -5,14 +5,6 @@ from ..cli import Output, add_json, arg, table
 from .. import validate as v
 
 
-def _load(args, ctx):
-    fn = ctx.fn("bridge")
-    r = fn.load(underlay=args.underlay, local=args.local, group=args.group,
-                port=args.port, device=args.device, ageing=args.ageing)
-    verb = "upgraded" if r["upgraded"] else "loaded"
-    return Output(r, f"bridge: {verb} on {r['device']}")
-
-
 def _vni_add(args, ctx):
     r = ctx.fn("bridge").vni_add(args.vni, args.bridge, allow=args.allow or (), group=args.group)
     return Output(r, f"vni {r['vni']}: port {r['port']} in bridge {r['bridge']}")
@@ -38,19 +30,8 @@ def _fdb_flush(args, ctx):
 
 
 def register(cli):
-    sp = cli.command("bridge", _load, help="distributed bridge over VXLAN with multicast flooding",
-                     parent=cli.load_sub)
-    sp.set_defaults(opname="load bridge")
-    sp.add_argument("--underlay", type=arg(v.ifname), metavar="DEV",
-                    help="underlay device (default: the default route's)")
-    sp.add_argument("--local", type=arg(v.unicast_ip), metavar="IP", help="local VTEP address")
-    sp.add_argument("--group", type=arg(v.mcast_group), metavar="IP",
-                    help="multicast group for unknown and broadcast (default 239.1.1.1)")
-    sp.add_argument("--port", type=arg(v.udp_port), help="VXLAN UDP port (default 4789)")
-    sp.add_argument("--device", type=arg(v.ifname), metavar="NAME", help="VXLAN device (default vxlan0)")
-    sp.add_argument("--ageing", type=arg(v.seconds), metavar="SECONDS",
-                    help="FDB ageing time (default 300)")
-
+    cli.load_command("bridge", help="distributed bridge over VXLAN with multicast flooding",
+                     where=lambda r: r["device"])
     g = cli.group("vni", help="bridge VNIs")
     sp = g.command("add", _vni_add, help="add a VNI: a port for it joins BR")
     sp.add_argument("vni", type=arg(v.vni), metavar="VNI")

@@ -24,7 +24,8 @@ def _status(args, ctx):
     for f, st in data["functions"].items():
         lines.append("")
         head = {k: v for k, v in st.items() if not isinstance(v, (list, dict))}
-        lines.append(f"{f}: " + "  ".join(f"{k} {v}" for k, v in head.items() if k != "function"))
+        lines.append(f"{f}: " + "  ".join(f"{k} {'-' if v is None else v}"
+                                          for k, v in head.items() if k != "function"))
         if st.get("attach"):
             lines.append(table(st["attach"]))
         if st.get("maps"):

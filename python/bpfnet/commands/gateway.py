@@ -8,12 +8,6 @@ SHOW_COLUMNS = ["mac", "worker", "vlan", "proto", "pcp", "rx_pkts", "rx_bytes",
                 "tx_pkts", "tx_bytes", "age_s"]
 
 
-def _load(args, ctx):
-    r = ctx.fn("gateway").load(trunk=args.trunk)
-    verb = "upgraded" if r["upgraded"] else "loaded"
-    return Output(r, f"gateway: {verb} on trunk {r['trunk']}")
-
-
 def _client_add(args, ctx):
     r = ctx.fn("gateway").client_add(args.mac, args.worker)
     return Output(r, f"client {r['mac']}: frames go to {r['worker']}, VLAN popped")
@@ -30,12 +24,8 @@ def _client_show(args, ctx):
 
 
 def register(cli):
-    sp = cli.command("gateway", _load, help="physical-to-virtual gateway: VLAN learning, vlan pop/push",
-                     parent=cli.load_sub)
-    sp.set_defaults(opname="load gateway")
-    sp.add_argument("--trunk", type=arg(v.ifname), metavar="DEV",
-                    help="the VLAN trunk the clients arrive on (required on first load)")
-
+    cli.load_command("gateway", help="physical-to-virtual gateway: VLAN learning, vlan pop/push",
+                     where=lambda r: f"trunk {r['trunk']}")
     g = cli.group("client", help="gateway clients")
     sp = g.command("add", _client_add,
                    help="frames from MAC on the trunk go to IFNAME, VLAN popped")

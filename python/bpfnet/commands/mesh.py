@@ -7,13 +7,6 @@ from .. import validate as v
 PEER_COLUMNS = ["remote", "vni", "bridge", "port", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes"]
 
 
-def _load(args, ctx):
-    fn = ctx.fn("mesh")
-    r = fn.load(underlay=args.underlay, local=args.local, port=args.port, device=args.device)
-    verb = "upgraded" if r["upgraded"] else "loaded"
-    return Output(r, f"mesh: {verb} on {r['device']}")
-
-
 def _peer_add(args, ctx):
     r = ctx.fn("mesh").peer_add(args.remote, args.vni, args.bridge)
     return Output(r, f"peer {r['remote']} vni {r['vni']}: port {r['port']} in bridge {r['bridge']}")
@@ -30,16 +23,8 @@ def _peer_show(args, ctx):
 
 
 def register(cli):
-    sp = cli.command("mesh", _load, help="distributed bridge over VXLAN without multicast: "
-                     "one port per (VNI, peer)", parent=cli.load_sub)
-    sp.set_defaults(opname="load mesh")
-    sp.add_argument("--underlay", type=arg(v.ifname), metavar="DEV",
-                    help="underlay device (default: the default route's)")
-    sp.add_argument("--local", type=arg(v.unicast_ip), metavar="IP",
-                    help="local VTEP address, IPv4 or IPv6 (default: routing picks)")
-    sp.add_argument("--port", type=arg(v.udp_port), help="VXLAN UDP port (default 4789)")
-    sp.add_argument("--device", type=arg(v.ifname), metavar="NAME", help="VXLAN device (default vxlan0)")
-
+    cli.load_command("mesh", help="distributed bridge over VXLAN without multicast: "
+                     "one port per (VNI, peer)", where=lambda r: r["device"])
     g = cli.group("peer", help="mesh peers: remote VTEPs per VNI")
     sp = g.command("add", _peer_add, help="add a peer to a VNI: a port for it joins BR")
     sp.add_argument("remote", type=arg(v.unicast_ip), metavar="REMOTE_IP")

@@ -14,12 +14,6 @@ STATS_COLUMNS = ["vni", "outer_sip", "outer_dip", "inner_sip", "inner_dip",
                  "tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes"]
 
 
-def _load(args, ctx):
-    r = ctx.fn("monitor").load(dev=args.dev, port=args.port)
-    verb = "upgraded" if r["upgraded"] else "loaded"
-    return Output(r, f"monitor: {verb} on {r['device']} (VXLAN port {r['port']})")
-
-
 def _stats(args, ctx):
     mon = ctx.fn("monitor")
     if args.watch is None:
@@ -77,7 +71,6 @@ class Listen:
             os.close(here)
 
 
-
 def _ui(args, ctx):
     from ..ui.server import MonitorSource, UiServer, listen_socket, serving
     listen = args.listen
@@ -104,12 +97,8 @@ def _ui(args, ctx):
 
 
 def register(cli):
-    sp = cli.command("monitor", _load, help="VXLAN tunnel analytics on an underlay device",
-                     parent=cli.load_sub)
-    sp.set_defaults(opname="load monitor")
-    sp.add_argument("--dev", type=arg(v.ifname), metavar="DEV", required=True,
-                    help="the underlay device carrying the VXLAN traffic")
-    sp.add_argument("--port", type=arg(v.udp_port), help="VXLAN UDP port (default 4789)")
+    cli.load_command("monitor", help="VXLAN tunnel analytics on an underlay device",
+                     where=lambda r: f"{r['device']} (VXLAN port {r['port']})")
 
     sp = cli.command("stats", _stats, lock=False,
                      help="the monitor's per-conversation counters (the seed's JSON with --json)")

@@ -21,8 +21,10 @@ from .. import abi
 from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
                    ip_pack, ip_unpack)
 from ..errors import ConfigError, NotFound
+from .. import validate
 from .base import Undo
-from .overlay import C_U32, DEFAULT_DEVICE, DEFAULT_PORT, Overlay
+from .options import DEVICE, LOCAL, PORT, UNDERLAY, Option, text
+from .overlay import C_U32, Overlay
 
 DEFAULT_GROUP = IPAddress("239.1.1.1")
 
@@ -35,7 +37,14 @@ class Bridge(Overlay):
     name = "bridge"
     cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, abi.BR_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
-    programs = (ingress_prog, egress_prog)
+    options = (UNDERLAY, LOCAL,
+               Option("group", text(validate.mcast_group), in_place=False, metavar="IP",
+                      default=DEFAULT_GROUP, cfg_field="group",
+                      help=f"multicast group for unknown and broadcast (default {DEFAULT_GROUP})"),
+               PORT, DEVICE,
+               Option("ageing", text(validate.seconds), in_place=True, metavar="SECONDS",
+                      default=abi.BPFNET_AGEING_S, cfg_field="ageing_s",
+                      help=f"FDB ageing time (default {abi.BPFNET_AGEING_S})"))
     maps = {
         "br_cfg": (C_U32, BrCfg),
         "br_vni": (C_U32, BrVniVal),
@@ -46,66 +55,34 @@ class Bridge(Overlay):
     }
     stats_map = "br_stats"
 
-    # --- load / unload ---------------------------------------------------------
-    def load(self, underlay=None, local=None, group=None, port=None,
-             device=None, ageing=None) -> dict:
-        if self.is_loaded():
-            return self._upgrade(local, group, port, device, ageing)
-        if self.is_partial():
-            self.recover(device or DEFAULT_DEVICE, self._teardown_vnis)
-        group = group if group is not None else DEFAULT_GROUP
-        device = device or DEFAULT_DEVICE
-        ageing = ageing if ageing is not None else abi.BPFNET_AGEING_S
-        under_idx = self.underlay_index(underlay)
+    # --- load / unload: the steps of the lifecycle (base.Function, Overlay) -----
+    def prepare(self, values: dict, given: dict) -> dict:
+        local, group = values["local"], values["group"]
         if local is not None and local.version != group.version:
             raise ConfigError(f"--local {local} and --group {group} are of different families")
-        self.check_local(local, under_idx)
-        existing = self.net.lookup(device)
-        if existing is not None:
-            self.check_vxlan(existing, device, port)
+        return super().prepare(values, given)
 
-        def make_cfg(vx, flags):
-            cfg = BrCfg(vxlan_ifindex=vx, ageing_s=ageing, flags=flags, group=ip_pack(group))
-            if local is not None:
-                cfg.local = ip_pack(local)
-            return cfg
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                vx = self.setup_vxlan(obj, undo, device, existing, under_idx, port or DEFAULT_PORT,
-                                      group.version, make_cfg, local=local, group=group)
-            finally:
-                obj.close()
-        return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
+    def check_reload(self, given: dict, have: dict) -> None:
+        local = given.get("local", have.get("local"))
+        group = given.get("group", have.get("group"))
+        if local is not None and group is not None and local.version != group.version:
+            raise ConfigError(f"--local {local} and --group {group} are of different families")
+        super().check_reload(given, have)
 
-    def _upgrade(self, local, group, port, device, ageing) -> dict:
-        """A second load: new programs in place, every map kept."""
-        cfg = self.cfg()
-        vx = cfg.vxlan_ifindex
-        if device is not None and self.net.lookup(device) != vx:
-            raise ConfigError(f"bridge is loaded on {self.net.name(vx)}; unload to change --device")
-        if group is not None and ip_unpack(cfg.group) != group:
-            raise ConfigError(f"bridge is loaded with group {ip_unpack(cfg.group)}; unload to change it")
-        if local is not None and ip_unpack(cfg.local) != local:
-            raise ConfigError(f"bridge is loaded with local {ip_unpack(cfg.local)}; unload to change it")
-        self.upgrade_programs()
-        if ageing is not None:
-            cfg = self.cfg()
-            cfg.ageing_s = ageing
-            self.write_cfg(cfg)
-        return {"upgraded": True, "device": self.net.name(vx), "vxlan_ifindex": vx}
+    def family(self, plan: dict) -> int:
+        return plan["group"].version
 
-    def unload(self) -> None:
-        if self.is_partial():
-            self.recover(DEFAULT_DEVICE, self._teardown_vnis)
-            return
-        self.require_loaded()
-        cfg = self.cfg()
-        self._teardown_vnis()
-        self.teardown_vxlan(cfg)
-        self.remove_pins()
+    def vxlan_group(self, values: dict):
+        return values["group"]
 
-    def _teardown_vnis(self) -> None:
+    def make_cfg(self, vx: int, flags: int, values: dict) -> BrCfg:
+        cfg = BrCfg(vxlan_ifindex=vx, ageing_s=values["ageing"], flags=flags,
+                    group=ip_pack(values["group"]))
+        if values["local"] is not None:
+            cfg.local = ip_pack(values["local"])
+        return cfg
+
+    def teardown_entries(self) -> None:
         for vni in [k.value for k in self.map("br_vni")]:
             self._vni_teardown(vni)
 
@@ -309,7 +286,7 @@ class Bridge(Overlay):
                            **self.attached(v.port, "egress"), "vni": k.value})
         return {"function": self.name, "device": net.name(vx),
                 "group": str(ip_unpack(cfg.group)),
-                "local": None if abi.ip_is_zero(cfg.local) else str(ip_unpack(cfg.local)),
+                "local": self.local_in_use(cfg, ip_unpack(cfg.group).version),
                 "ageing_s": cfg.ageing_s, "attach": attach,
                 "maps": self.map_fill(), "counters": self.stats()}
 

@@ -22,7 +22,9 @@ import time
 from .. import abi
 from ..abi import GwCfg, GwClientKey, GwClientVal, GwStats, GwVlanVal, mac_pack, mac_unpack
 from ..errors import ConfigError, NotFound
+from .. import validate
 from .base import Function, Undo
+from .options import Option, text
 
 C_U32 = ctypes.c_uint32
 PROTO_NAMES = {abi.ETH_P_8021Q: "802.1Q", abi.ETH_P_8021AD: "802.1ad"}
@@ -31,6 +33,9 @@ PROTO_NAMES = {abi.ETH_P_8021Q: "802.1Q", abi.ETH_P_8021AD: "802.1ad"}
 class Gateway(Function):
     name = "gateway"
     programs = ("gw_phys2virt", "gw_virt2phys")
+    options = (Option("trunk", text(validate.ifname), in_place=False, required=True, metavar="DEV",
+                      help="the VLAN trunk the clients arrive on (required on first load)"),)
+    cfg_map, cfg_type = "gw_cfg", GwCfg
     maps = {
         "gw_cfg": (C_U32, GwCfg),
         "gw_clients": (GwClientKey, GwClientVal),
@@ -38,10 +43,6 @@ class Gateway(Function):
         "gw_stats": ("percpu", GwStats),
     }
     stats_map = "gw_stats"
-
-    # --- load / unload ---------------------------------------------------------
-    def cfg(self) -> GwCfg:
-        return self.map("gw_cfg")[C_U32(0)]
 
     def _check_port(self, idx: int, name: str, what: str, prog: str) -> None:
         """A trunk or worker port must be an Ethernet device whose hook no
@@ -52,52 +53,48 @@ class Gateway(Function):
         if other not in (None, prog):
             raise ConfigError(f"{what} {name!r}: its ingress already runs bpfnet's {other}")
 
-    def load(self, trunk: str | None = None) -> dict:
-        net = self.net
-        if self.is_loaded():
-            return self._upgrade(trunk)
-        if self.is_partial():
-            self._recover()
-        if trunk is None:
-            raise ConfigError("no trunk: give --trunk DEV")
-        idx = net.index(trunk)
-        self._check_port(idx, trunk, "trunk", "gw_phys2virt")
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                # intent first: a run killed after attaching still tells the
-                # next load or unload which device to clear
-                self.map("gw_cfg")[C_U32(0)] = GwCfg(trunk=idx)
-                self.attach(idx, "ingress", obj.prog_fd("gw_phys2virt"), "gw_phys2virt", undo)
-                self.pin_programs(obj)
-            finally:
-                obj.close()
-        return {"upgraded": False, "trunk": trunk, "trunk_ifindex": idx}
+    # --- load / unload: the steps of the lifecycle (base.Function) -------------
+    def prepare(self, values: dict, given: dict) -> dict:
+        idx = self.net.index(values["trunk"])
+        self._check_port(idx, values["trunk"], "trunk", "gw_phys2virt")
+        return {**values, "trunk_ifindex": idx}
 
-    def _upgrade(self, trunk: str | None) -> dict:
-        """A second load: new programs in place, every map (clients, learned
-        VLANs, counters) kept."""
-        net = self.net
-        cfg = self.cfg()
-        if trunk is not None and net.lookup(trunk) != cfg.trunk:
-            raise ConfigError(f"gateway is loaded on trunk {net.name(cfg.trunk)}; "
-                              "unload to change --trunk")
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                self.attach(cfg.trunk, "ingress", obj.prog_fd("gw_phys2virt"), "gw_phys2virt")
-                fd = obj.prog_fd("gw_virt2phys")
-                for _, v in self.map("gw_clients").items():
-                    if net.name(v.worker) is not None:  # a worker port may be gone
-                        self.attach(v.worker, "ingress", fd, "gw_virt2phys")
-                self.pin_programs(obj)
-            finally:
-                obj.close()
-        return {"upgraded": True, "trunk": net.name(cfg.trunk), "trunk_ifindex": cfg.trunk}
+    def setup(self, obj, plan: dict, undo: Undo) -> dict:
+        idx = plan["trunk_ifindex"]
+        # intent first: a run killed after attaching still tells the next
+        # load or unload which device to clear
+        self.write_cfg(GwCfg(trunk=idx))
+        self.attach(idx, "ingress", obj.prog_fd("gw_phys2virt"), "gw_phys2virt", undo)
+        return {"trunk": plan["trunk"], "trunk_ifindex": idx}
 
-    def _recover(self) -> None:
-        """Clears what a first load that died half-way left: the trunk's
-        attach point, any client's, and the pins (tcx links go with them)."""
+    def option_values(self) -> dict:
+        return {"trunk": self.net.name(self.cfg().trunk)}
+
+    def check_reload(self, given: dict, have: dict) -> None:
+        if "trunk" in given:
+            self.net.index(given["trunk"])
+
+    def hooks(self) -> list[tuple[int, str, str]]:
+        """The trunk's ingress, and each worker port's that still exists;
+        every map (clients, learned VLANs, counters) is kept."""
+        out = [(self.cfg().trunk, "ingress", "gw_phys2virt")]
+        out += [(v.worker, "ingress", "gw_virt2phys") for _, v in self.map("gw_clients").items()
+                if self.net.name(v.worker) is not None]  # a worker port may be gone
+        return out
+
+    def result(self) -> dict:
+        trunk = self.cfg().trunk
+        return {"trunk": self.net.name(trunk), "trunk_ifindex": trunk}
+
+    def teardown(self, given: dict | None = None) -> None:
+        """Every client's attach point, then the trunk's. Recovering a killed
+        first load (``given``), whatever cannot be read is skipped."""
+        if given is None:
+            cfg = self.cfg()
+            for k, v in self.map("gw_clients").items():
+                self._client_teardown(k, v)
+            self.detach(cfg.trunk, "ingress")
+            return
         with contextlib.suppress(Exception):
             trunk = self.cfg().trunk
             if trunk:
@@ -105,18 +102,6 @@ class Gateway(Function):
         with contextlib.suppress(Exception):
             for k, v in self.map("gw_clients").items():
                 self._client_teardown(k, v)
-        self.remove_pins()
-
-    def unload(self) -> None:
-        if self.is_partial():
-            self._recover()
-            return
-        self.require_loaded()
-        cfg = self.cfg()
-        for k, v in self.map("gw_clients").items():
-            self._client_teardown(k, v)
-        self.detach(cfg.trunk, "ingress")
-        self.remove_pins()
 
     # --- clients ---------------------------------------------------------------
     def client_add(self, mac, worker: str) -> dict:

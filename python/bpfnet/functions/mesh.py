@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 
 from netaddr import IPAddress
 
@@ -26,7 +27,8 @@ from ..abi import (MeshCfg, MeshPeerKey, MeshPeerVal, MeshPortVal, MeshVniVal,
                    ip_pack, ip_unpack)
 from ..errors import ConfigError, NotFound
 from .base import Undo
-from .overlay import C_U32, DEFAULT_DEVICE, DEFAULT_PORT, Overlay
+from .options import DEVICE, LOCAL, PORT, UNDERLAY
+from .overlay import C_U32, Overlay
 
 PORT_PREFIX = ("bmp", "bmq")
 
@@ -39,7 +41,8 @@ class Mesh(Overlay):
     name = "mesh"
     cfg_map, cfg_type, created_flag = "mesh_cfg", MeshCfg, abi.MESH_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "mesh_ingress", "mesh_egress", "mesh_ports"
-    programs = (ingress_prog, egress_prog)
+    options = (UNDERLAY, replace(LOCAL, help="local VTEP address, IPv4 or IPv6 (default: routing picks)"),
+               PORT, DEVICE)
     maps = {
         "mesh_cfg": (C_U32, MeshCfg),
         "mesh_peers": (MeshPeerKey, MeshPeerVal),
@@ -49,71 +52,26 @@ class Mesh(Overlay):
     }
     stats_map = "mesh_stats"
 
-    # --- load / unload ---------------------------------------------------------
+    # --- load / unload: the steps of the lifecycle (base.Function, Overlay) -----
     def local(self) -> IPAddress | None:
         cfg = self.cfg()
         return None if abi.ip_is_zero(cfg.local) else ip_unpack(cfg.local)
 
-    def load(self, underlay=None, local=None, port=None, device=None) -> dict:
-        if self.is_loaded():
-            return self._upgrade(local, port, device)
-        if self.is_partial():
-            self.recover(device or DEFAULT_DEVICE, self._teardown_peers)
-        device = device or DEFAULT_DEVICE
-        under_idx = self.underlay_index(underlay)
-        self.check_local(local, under_idx)
-        existing = self.net.lookup(device)
-        if existing is not None:
-            self.check_vxlan(existing, device, port)
-        port = port or DEFAULT_PORT
-
-        def make_cfg(vx, flags):
-            cfg = MeshCfg(vxlan_ifindex=vx, flags=flags, dstport=port)
-            if local is not None:
-                cfg.local = ip_pack(local)
-            return cfg
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                vx = self.setup_vxlan(obj, undo, device, existing, under_idx, port,
-                                      self._family(under_idx, local), make_cfg, local=local)
-            finally:
-                obj.close()
-        return {"upgraded": False, "device": device, "vxlan_ifindex": vx}
-
-    def _family(self, under_idx: int, local) -> int:
+    def family(self, plan: dict) -> int:
         """The underlay family the MTU is sized for: --local's, else IPv6 as
         soon as the underlay has a global IPv6 address (either may be used)."""
-        if local is not None:
-            return local.version
-        v6 = [IPAddress(a) for a in self.net.addresses(under_idx, socket.AF_INET6)]
+        if plan["local"] is not None:
+            return plan["local"].version
+        v6 = [IPAddress(a) for a in self.net.addresses(plan["under_idx"], socket.AF_INET6)]
         return 6 if any(not a.is_link_local() for a in v6) else 4
 
-    def _upgrade(self, local, port, device) -> dict:
-        """A second load: new programs in place, every map kept."""
-        cfg = self.cfg()
-        vx = cfg.vxlan_ifindex
-        net = self.net
-        if device is not None and net.lookup(device) != vx:
-            raise ConfigError(f"mesh is loaded on {net.name(vx)}; unload to change --device")
-        if local is not None and self.local() != local:
-            raise ConfigError(f"mesh is loaded with local {self.local()}; unload to change it")
-        if port is not None and port != cfg.dstport:
-            raise ConfigError(f"mesh is loaded with port {cfg.dstport}; unload to change it")
-        self.upgrade_programs()
-        return {"upgraded": True, "device": net.name(vx), "vxlan_ifindex": vx}
+    def make_cfg(self, vx: int, flags: int, values: dict) -> MeshCfg:
+        cfg = MeshCfg(vxlan_ifindex=vx, flags=flags, dstport=values["port"])
+        if values["local"] is not None:
+            cfg.local = ip_pack(values["local"])
+        return cfg
 
-    def unload(self) -> None:
-        if self.is_partial():
-            self.recover(DEFAULT_DEVICE, self._teardown_peers)
-            return
-        self.require_loaded()
-        cfg = self.cfg()
-        self._teardown_peers()
-        self.teardown_vxlan(cfg)
-        self.remove_pins()
-
-    def _teardown_peers(self) -> None:
+    def teardown_entries(self) -> None:
         for key, val in self.map("mesh_peers").items():
             self._peer_teardown(key, val)
 
@@ -262,14 +220,15 @@ class Mesh(Overlay):
         for r in self.peer_show():
             p = idx[r["vni"]][r["remote"]]
             attach.append({"device": r["port"], "hook": "egress",
-                           **(self.attached(p, "egress") if p else {"program": None, "mode": None}),
+                           **(self.attached(p, "egress") if p else
+                              {"program": None, "mode": None, "prog_id": None, "tag": None}),
                            "vni": r["vni"], "remote": r["remote"]})
             if r["vni"] in vnis:
                 vnis[r["vni"]]["ports"].append(r["port"])
                 vnis[r["vni"]]["peers"].append(r["remote"])
         return {"function": self.name, "device": net.name(vx),
-                "local": None if abi.ip_is_zero(cfg.local) else str(ip_unpack(cfg.local)),
-                "udp_port": cfg.dstport, "attach": attach, "vnis": list(vnis.values()),
+                "local": self.local_in_use(cfg), "udp_port": cfg.dstport,
+                "attach": attach, "vnis": list(vnis.values()),
                 "maps": self.map_fill(), "counters": self.stats()}
 
 

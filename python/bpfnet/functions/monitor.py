@@ -21,7 +21,9 @@ import time
 from .. import abi
 from ..abi import MonCfg, MonFlowKey, MonFlowVal, MonStats, ip_is_zero, ip_unpack
 from ..errors import ConfigError, NotFound
+from .. import validate
 from .base import Function, Undo
+from .options import Option, text
 
 C_U32 = ctypes.c_uint32
 ARPHRD_ETHER = 1
@@ -104,15 +106,18 @@ def write_json_atomic(path: str, data) -> None:
 class Monitor(Function):
     name = "monitor"
     programs = ("monitor_ingress", "monitor_egress")
+    options = (Option("dev", text(validate.ifname), in_place=False, required=True, metavar="DEV",
+                      help="the underlay device carrying the VXLAN traffic (required on first load)"),
+               Option("port", text(validate.udp_port), in_place=True, metavar="PORT",
+                      default=DEFAULT_PORT, cfg_field="port",
+                      help=f"VXLAN UDP port (default {DEFAULT_PORT})"))
+    cfg_map, cfg_type = "mon_cfg", MonCfg
     maps = {
         "mon_cfg": (C_U32, MonCfg),
         "mon_flows": (MonFlowKey, MonFlowVal),
         "mon_stats": ("percpu", MonStats),
     }
     stats_map = "mon_stats"
-
-    def cfg(self) -> MonCfg:
-        return self.map("mon_cfg")[C_U32(0)]
 
     # --- load / unload ---------------------------------------------------------
     def _check_dev(self, dev: str) -> int:
@@ -128,62 +133,51 @@ class Monitor(Function):
             raise ConfigError(f"device {dev!r} is not an Ethernet device")
         return idx
 
-    def load(self, dev: str | None = None, port: int | None = None) -> dict:
-        if self.is_loaded():
-            return self._upgrade(dev, port)
-        if dev is None:
-            raise ConfigError("give the underlay device: load monitor --dev DEV")
-        idx = self._check_dev(dev)
-        port = port or DEFAULT_PORT
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                self.map("mon_cfg")[C_U32(0)] = MonCfg(ifindex=idx, port=port)
-                mode = self.attach(idx, "ingress", obj.prog_fd("monitor_ingress"),
-                                   "monitor_ingress", undo)
-                self.attach(idx, "egress", obj.prog_fd("monitor_egress"), "monitor_egress", undo)
-                self.pin_programs(obj)
-            finally:
-                obj.close()
-        return {"upgraded": False, "device": dev, "ifindex": idx, "port": port, "mode": mode}
+    def prepare(self, values: dict, given: dict) -> dict:
+        return {**values, "ifindex": self._check_dev(values["dev"])}
 
-    def _upgrade(self, dev, port) -> dict:
-        """A second load: new programs in place, flows and counters kept;
-        ``--port`` may change, the device may not."""
-        cfg = self.cfg()
-        idx = cfg.ifindex
-        name = self.net.name(idx)
-        if dev is not None and self.net.lookup(dev) != idx:
-            raise ConfigError(f"monitor is loaded on {name or f'ifindex {idx}'}; "
-                              f"unload it to change --dev")
-        if name is None:
-            raise NotFound(f"the monitored device (ifindex {idx}) is gone: unload monitor")
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                if port is not None and port != (cfg.port or DEFAULT_PORT):
-                    old = MonCfg.from_buffer_copy(cfg)
-                    cfg.port = port
-                    self.map("mon_cfg")[C_U32(0)] = cfg
-                    undo.push(self.map("mon_cfg").__setitem__, C_U32(0), old)
-                mode = self.attach(idx, "ingress", obj.prog_fd("monitor_ingress"), "monitor_ingress")
-                self.attach(idx, "egress", obj.prog_fd("monitor_egress"), "monitor_egress")
-                self.pin_programs(obj)
-            finally:
-                obj.close()
-        return {"upgraded": True, "device": name, "ifindex": idx,
-                "port": cfg.port or DEFAULT_PORT, "mode": mode}
+    def setup(self, obj, plan: dict, undo: Undo) -> dict:
+        idx = plan["ifindex"]
+        self.write_cfg(MonCfg(ifindex=idx, port=plan["port"]))
+        mode = self.attach(idx, "ingress", obj.prog_fd("monitor_ingress"), "monitor_ingress", undo)
+        self.attach(idx, "egress", obj.prog_fd("monitor_egress"), "monitor_egress", undo)
+        return {"device": plan["dev"], "ifindex": idx, "port": plan["port"], "mode": mode}
 
-    def unload(self) -> None:
-        """Detaches both programs from the user's device (its clsact qdisc
-        goes only if bpfnet added it and nothing else is on it) and removes
-        every pin. A device that is gone leaves only the pins to remove."""
-        self.require_loaded()
+    def option_values(self) -> dict:
+        return {**super().option_values(), "dev": self.net.name(self.cfg().ifindex)}
+
+    def check_reload(self, given: dict, have: dict) -> None:
+        """``--port`` may change in place, the device may not; a device that
+        is gone leaves only unload."""
+        if "dev" in given:
+            self.net.index(given["dev"])
+        if have["dev"] is None:
+            raise NotFound(f"the monitored device (ifindex {self.cfg().ifindex}) is gone: "
+                           f"unload monitor")
+
+    def hooks(self) -> list[tuple[int, str, str]]:
         idx = self.cfg().ifindex
-        if self.net.name(idx) is not None:
+        return [(idx, "ingress", "monitor_ingress"), (idx, "egress", "monitor_egress")]
+
+    def result(self) -> dict:
+        cfg = self.cfg()
+        return {"device": self.net.name(cfg.ifindex), "ifindex": cfg.ifindex,
+                "port": cfg.port or DEFAULT_PORT,
+                "mode": self.attached(cfg.ifindex, "ingress")["mode"]}
+
+    def teardown(self, given: dict | None = None) -> None:
+        """Detaches both programs from the user's device (its clsact qdisc
+        goes only if bpfnet added it and nothing else is on it). A device
+        that is gone leaves only the pins to remove."""
+        try:
+            idx = self.cfg().ifindex
+        except (KeyError, OSError):
+            if given is None:
+                raise
+            return
+        if idx and self.net.name(idx) is not None:
             for hook in ("ingress", "egress"):
                 self.detach(idx, hook)
-        self.remove_pins()
 
     # --- read-outs -------------------------------------------------------------
     def _flow_entries(self) -> list:

@@ -13,11 +13,15 @@ reads or writes of it besides what ``make_cfg`` builds.
 from __future__ import annotations
 
 import ctypes
+import socket
 
 from netaddr import IPAddress
 
+from .. import abi
+from ..abi import ip_unpack
 from ..errors import ConfigError
 from .base import Function, Undo
+from .options import DEVICE, LOCAL, PORT, UNDERLAY
 
 VXLAN_OVERHEAD = {4: 50, 6: 70}  # outer Ethernet + IPv4/IPv6 + UDP + VXLAN
 DEFAULT_PORT = 4789
@@ -26,18 +30,19 @@ C_U32 = ctypes.c_uint32
 
 
 class Overlay(Function):
-    cfg_map = ""
-    cfg_type = None
+    """The scaffolding of the bridge and the mesh: a function declares its
+    cfg map and type, its created flag, its two programs, its ports map and
+    ``make_cfg``; load, upgrade, recovery and unload are these."""
     created_flag = 0
     ingress_prog = ""
     egress_prog = ""
     ports_map = ""
+    options = (UNDERLAY, LOCAL, PORT, DEVICE)
 
-    def cfg(self):
-        return self.map(self.cfg_map)[C_U32(0)]
-
-    def write_cfg(self, cfg) -> None:
-        self.map(self.cfg_map)[C_U32(0)] = cfg
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.ingress_prog and not cls.__dict__.get("programs"):
+            cls.programs = (cls.ingress_prog, cls.egress_prog)
 
     # --- checks before anything changes ----------------------------------------
     def underlay_index(self, underlay: str | None) -> int:
@@ -86,44 +91,115 @@ class Overlay(Function):
         prog = self.net.ours_attached(idx, "ingress")
         return prog if prog not in (None, *self.programs) else None
 
-    # --- set-up, upgrade, teardown -------------------------------------------------
-    def setup_vxlan(self, obj, undo: Undo, device: str, existing: int | None, under_idx: int,
-                    port: int, family: int, make_cfg, local=None, group=None) -> int:
-        """Creates the device unless ``existing``, writes the cfg that
-        ``make_cfg(vxlan_ifindex, flags)`` builds, attaches the ingress
-        program and pins the programs (the commit point of a load)."""
+    # --- the lifecycle's steps (see base.Function) ------------------------------
+    def make_cfg(self, vx: int, flags: int, values: dict):
+        """The function's cfg for a first load on device ``vx``."""
+        raise NotImplementedError
+
+    def family(self, plan: dict) -> int:
+        """The underlay's address family (4 or 6) the MTU is sized for."""
+        raise NotImplementedError
+
+    def vxlan_group(self, values: dict):
+        """The group a device bpfnet creates is given (the bridge's)."""
+        return None
+
+    def prepare(self, values: dict, given: dict) -> dict:
+        under_idx = self.underlay_index(values["underlay"])
+        self.check_local(values["local"], under_idx)
+        existing = self.net.lookup(values["device"])
+        if existing is not None:
+            self.check_vxlan(existing, values["device"], given.get("port"))
+        return {**values, "under_idx": under_idx, "existing": existing}
+
+    def setup(self, obj, plan: dict, undo: Undo) -> dict:
+        """Creates the device unless it exists, writes the cfg that
+        ``make_cfg`` builds (intent first), attaches the ingress program."""
         net = self.net
         flags = 0
-        if existing is None:
+        vx = plan["existing"]
+        if vx is None:
             # intent first: a run killed right after creating the device
             # still lets the next load know it was ours
             flags |= self.created_flag
             self.write_cfg(self.cfg_type(flags=flags))
-            mtu = net.mtu(under_idx) - VXLAN_OVERHEAD[family]
-            vx = net.add_vxlan(device, under_idx, port, local=local, group=group, mtu=mtu)
+            mtu = net.mtu(plan["under_idx"]) - VXLAN_OVERHEAD[self.family(plan)]
+            vx = net.add_vxlan(plan["device"], plan["under_idx"], plan["port"], local=plan["local"],
+                               group=self.vxlan_group(plan), mtu=mtu)
             undo.push(net.delete, vx)
-        else:
-            vx = existing
         net.up(vx)
-        self.write_cfg(make_cfg(vx, flags))
+        self.write_cfg(self.make_cfg(vx, flags, plan))
         self.attach(vx, "ingress", obj.prog_fd(self.ingress_prog), self.ingress_prog, undo)
-        self.pin_programs(obj)
-        return vx
+        return {"device": plan["device"], "vxlan_ifindex": vx}
 
-    def upgrade_programs(self) -> int:
-        """A second load: new programs on every hook, in place; maps kept."""
+    def option_values(self) -> dict:
+        out = super().option_values()
         vx = self.cfg().vxlan_ifindex
-        with Undo() as undo:
-            obj = self.open_object(undo)
-            try:
-                self.attach(vx, "ingress", obj.prog_fd(self.ingress_prog), self.ingress_prog)
-                fd = obj.prog_fd(self.egress_prog)
-                for p in self.map(self.ports_map):
-                    self.attach(p.value, "egress", fd, self.egress_prog)
-                self.pin_programs(obj)
-            finally:
-                obj.close()
-        return vx
+        info = self.net.vxlan_info(vx) if self.net.name(vx) else {}
+        link = info.get("IFLA_VXLAN_LINK")
+        out["underlay"] = self.net.name(link) if link else None
+        out["port"] = info.get("IFLA_VXLAN_PORT")
+        out["device"] = self.net.name(vx)
+        return out
+
+    def check_reload(self, given: dict, have: dict) -> None:
+        under = given.get("underlay")
+        under_idx = self.net.index(under) if under is not None else None
+        if given.get("local") is not None:
+            if under_idx is None and have.get("underlay"):
+                under_idx = self.net.index(have["underlay"])
+            if under_idx is not None:
+                self.check_local(given["local"], under_idx)
+
+    def hooks(self) -> list[tuple[int, str, str]]:
+        out = [(self.cfg().vxlan_ifindex, "ingress", self.ingress_prog)]
+        out += [(p.value, "egress", self.egress_prog) for p in self.map(self.ports_map)]
+        return out
+
+    def result(self) -> dict:
+        vx = self.cfg().vxlan_ifindex
+        return {"device": self.net.name(vx), "vxlan_ifindex": vx}
+
+    def local_in_use(self, cfg, family: int | None = None) -> str | None:
+        """The local VTEP address: --local's, else the address the kernel
+        picks, the underlay's first global one (of ``family``), else None."""
+        if not abi.ip_is_zero(cfg.local):
+            return str(ip_unpack(cfg.local))
+        link = self.net.vxlan_info(cfg.vxlan_ifindex).get("IFLA_VXLAN_LINK") \
+            if self.net.name(cfg.vxlan_ifindex) else None
+        if not link:
+            return None
+        fams = {4: socket.AF_INET, 6: socket.AF_INET6}
+        for fam in ([fams[family]] if family else [socket.AF_INET, socket.AF_INET6]):
+            for a in self.net.addresses(link, fam):
+                ip = IPAddress(a)
+                if not ip.is_link_local():
+                    return str(ip)
+        return None
+
+    def teardown_entries(self) -> None:
+        """Removes every VNI or peer, with its ports and bridge."""
+        raise NotImplementedError
+
+    def teardown(self, given: dict | None = None) -> None:
+        """Every entry (with its ports), the ingress program, and the device
+        if bpfnet made it. ``given`` (recovering a killed first load): what
+        could not be read is skipped, and the device is looked up by the
+        load's --device name when the ifindex was never recorded."""
+        if given is None:
+            cfg = self.cfg()
+            self.teardown_entries()
+            self.teardown_vxlan(cfg)
+            return
+        try:
+            cfg = self.cfg()
+        except (KeyError, OSError):
+            cfg = self.cfg_type()
+        try:
+            self.teardown_entries()
+        except Exception:  # noqa: BLE001 -- half-made state: clear what can be
+            pass
+        self.teardown_vxlan(cfg, given.get("device") or DEVICE.default)
 
     def teardown_vxlan(self, cfg, device: str | None = None) -> None:
         """Detaches the ingress program and deletes the device if bpfnet
@@ -136,18 +212,3 @@ class Overlay(Function):
             self.detach(vx, "ingress")
             if cfg.flags & self.created_flag:
                 self.net.delete(vx)
-
-    def recover(self, device: str, teardown_entries) -> None:
-        """Clears what a first load that died half-way left: its device (if
-        the intent flag says bpfnet created it), its entries (through
-        ``teardown_entries()``), links and pins."""
-        try:
-            cfg = self.cfg()
-        except (KeyError, OSError):
-            cfg = self.cfg_type()
-        try:
-            teardown_entries()
-        except Exception:  # noqa: BLE001 -- half-made state: clear what can be
-            pass
-        self.teardown_vxlan(cfg, device)
-        self.remove_pins()
