@@ -37,8 +37,13 @@ from that thread, and later ones from those; it opens its sockets from them. So
 the Membership thread enters ``netns`` (if given) before it imports aetcd/grpc and
 creates a channel; all gRPC threads then live there, and etcd is reached through
 that namespace's links. A process must therefore use gRPC in one network
-namespace only (tested: tests/netns/test_cluster.py checks the namespace of every
-thread of a member started from another namespace).
+namespace at a time: while a channel is open, gRPC's threads stay where they
+were born and every new connection leaves from there, whatever namespace the
+caller is in (seen here: a member whose thread was in h0 reached the root
+namespace's network instead). When its last channel closes, gRPC stops its
+threads, and the next channel starts them afresh. ``start()`` refuses a second
+Membership in another namespace while one runs (tests/netns/test_cluster.py
+checks the namespace of every thread of a member started from elsewhere).
 
 ``python -m bpfnet.cluster member --etcd URL --cluster C --host H --record JSON`` runs
 one Membership and prints one JSON line per view; ``python -m bpfnet.cluster admin URL
@@ -74,6 +79,20 @@ CHANNEL_OPTIONS = {
     "grpc.enable_retries": 0,
 }
 RECORD_KEYS = ("vtep", "port", "bridge_vnis", "mesh_vnis")
+
+
+_ns_lock = threading.Lock()
+_ns_users: dict[str, int] = {}   # network namespace ("net:[inode]") -> running Memberships
+
+
+def _netns_id(name: str | None) -> str:
+    if name is None:
+        return os.readlink("/proc/thread-self/ns/net")
+    from .netlink import NETNS_DIR
+    try:
+        return f"net:[{os.stat(os.path.join(NETNS_DIR, name)).st_ino}]"
+    except OSError:
+        raise ConfigError(f"network namespace {name!r} does not exist") from None
 
 
 def prefix(cluster: str) -> str:
@@ -192,6 +211,14 @@ class Membership:
         come later, the data path does not depend on it)."""
         if self._thread is not None:
             raise RuntimeError("membership already started")
+        ns = _netns_id(self.netns)
+        with _ns_lock:
+            other = next((n for n, k in _ns_users.items() if k and n != ns), None)
+            if other:
+                raise ConfigError(f"cluster: gRPC runs in network namespace {other} in this "
+                                  f"process; a Membership in {ns} would reach etcd from there")
+            _ns_users[ns] = _ns_users.get(ns, 0) + 1
+        self._ns_id = ns
         self._thread = threading.Thread(target=self._thread_main, name=f"bpfnet-etcd-{self.host}",
                                         daemon=True)
         self._thread.start()
@@ -220,6 +247,10 @@ class Membership:
             self._cb_cond.notify()
         if self._cb_thread is not None:
             self._cb_thread.join(timeout)
+        ns, self._ns_id = getattr(self, "_ns_id", None), None
+        if ns is not None and not (self._thread and self._thread.is_alive()):
+            with _ns_lock:
+                _ns_users[ns] -= 1
 
     def health(self) -> dict:
         with self._lock:

@@ -225,3 +225,36 @@ def test_compacted_revision_full_relist(sim, etcd):
     st = m0.state()["health"]
     assert st["relists"] == 2 and st["revision"] >= rev and st["connected"] is True
     assert any("compacted" in line for line in m0.stderr), m0.stderr[-5:]
+
+
+def test_second_namespace_in_one_process_refused(sim, etcd):
+    """gRPC's threads live in one namespace per process: a second Membership
+    elsewhere is refused, not silently routed through the first one's."""
+    import subprocess
+    import sys
+    ns = hosts(sim, 2)
+    code = f"""
+import json
+from bpfnet.cluster import Membership
+from bpfnet.errors import ConfigError
+rec = {json.dumps(record(0))}
+a = Membership(["{etcd.url}"], "test", "h0", 5, rec, lambda h: None, netns="{ns[0]}")
+print("first", a.start(wait=10))
+b = Membership(["{etcd.url}"], "test", "h1", 5, rec, lambda h: None, netns="{ns[1]}")
+try:
+    b.start()
+except ConfigError as e:
+    print("refused", e)
+a.stop()
+c = Membership(["{etcd.url}"], "test", "h1", 5, rec, lambda h: None, netns="{ns[1]}")
+print("after stop", c.start(wait=10))
+c.stop()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    ino0 = os.stat(f"/var/run/netns/{ns[0]}").st_ino
+    ino1 = os.stat(f"/var/run/netns/{ns[1]}").st_ino
+    assert lines == ["first True",
+                     f"refused cluster: gRPC runs in network namespace net:[{ino0}] in this "
+                     f"process; a Membership in net:[{ino1}] would reach etcd from there",
+                     "after stop True"], (r.stdout, r.stderr[-2000:])

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from ..sim import Sim
+from ..sim import Sim, tenant_ip, tenant_mac, underlay_ip
 
 ETCD = "/usr/bin/etcd"
 ETCD_ADDR = "10.99.0.250"
@@ -119,14 +119,6 @@ class Etcd:
 
 # --- hosts with agents ---------------------------------------------------------------
 
-def underlay_ip(i: int) -> str:
-    return f"10.99.0.{i + 1}"
-
-
-def tenant_ip(i: int) -> str:
-    return f"192.168.0.{i + 1}"
-
-
 def config(i: int, etcd_url: str, ttl: int, vnis=(VNI,), cluster: str = CLUSTER) -> str:
     """hN.toml: this host's mesh VNIs with their peers from the cluster."""
     items = ",\n        ".join(f'{{ vni = {v}, bridge = "br{v}", peers = "cluster" }}' for v in vnis)
@@ -158,7 +150,7 @@ class Hosts:
         if self.tenants_on:
             for v in self.vnis:
                 self.tenants[(i, v)] = sim.tenant(h, f"h{i}v{v}", f"{tenant_ip(i)}/24", f"br{v}",
-                                                  mac=f"02:00:00:{v & 0xff:02x}:00:{i + 1:02x}")
+                                                  mac=tenant_mac(i, v))
         with open(self.file(i), "w") as f:
             f.write(config(i, self.etcd.url, self.ttl, self.vnis, self.cluster))
         return h
@@ -284,8 +276,10 @@ def run(keep: bool, say, prefix: str | None = None, n_hosts: int = 5, ttl: int =
         say(f"# full mesh from etcd after {time.monotonic() - t0:.2f} s (agents started)")
         say("")
         say(f"$ bpfnetctl --netns {hosts.ns[0]} cluster show -f h0.toml")
-        _, out, _ = sim.bpfnetctl("cluster", "show", "-f", hosts.file(0), netns_=hosts.ns[0])
-        say(out.rstrip())
+        # a process: this one stays free of gRPC (its threads keep their namespace)
+        r = subprocess.run([PY, "-m", "bpfnet.cli", "--netns", hosts.ns[0], "cluster", "show",
+                            "-f", hosts.file(0)], capture_output=True, text=True, timeout=30)
+        say((r.stdout or r.stderr).rstrip())
         say("")
         say("# every pair of tenants pings (VNI 10, the same subnet everywhere)")
         rows = ping_all(sim, hosts, live)
