@@ -75,7 +75,7 @@ test: deps all check
 	$(Q)$(PY) -m pytest $(PYTEST_ARGS) tests
 
 demo: deps all
-	$(Q)for f in bridge mesh dhcp gateway monitor; do \
+	$(Q)for f in bridge mesh dhcp gateway monitor cluster; do \
 		./bpfnetctl demo $$f || exit $$?; done
 
 bench: deps all

@@ -7,9 +7,10 @@ each running ``bpfnetctl --netns hN agent -f hN.toml``; every host's mesh VNI
      fabric (sw0) --- h0 10.99.0.1 --- h1 10.99.0.2 --- ... --- h4 10.99.0.5
                       agent, br10, tenant 192.168.0.1 ... 192.168.0.5
 
-The demo pings every pair of tenants, then h4 leaves (its agent stops and
-its lease is revoked or runs out) and h5 joins (its agent starts), and prints
-how long it took until every other host had exactly the right peers.
+The demo pings every pair of tenants; then h4 leaves (its agent stops and
+revokes its lease), h5 joins (its agent starts) and h3 dies (kill -9: its
+lease runs out), and it prints how long each took until every other host had
+exactly the right peers, then pings every pair again.
 
 ``Etcd`` (the server in a namespace) is shared with the tests
 (tests/etcd.py) and the bench (bench/cluster.py).
@@ -287,37 +288,47 @@ def run(keep: bool, say, prefix: str | None = None, n_hosts: int = 5, ttl: int =
         ok = all(r["received"] == r["sent"] for r in rows)
 
         events = []
-        leaver, joiner = live[-1], n_hosts
+
+        def event(what: str, t: float, timeout: float) -> None:
+            took = hosts.wait_converged(live, timeout=timeout)
+            events.append({"event": what, "hosts": len(live),
+                           "converged_s": None if took is None else round(time.monotonic() - t, 2)})
+
+        leaver, joiner, victim = live[-1], n_hosts, live[-2]
         say("")
-        say(f"# h{leaver} leaves: its agent stops (SIGTERM)")
+        say(f"# h{leaver} leaves: its agent stops (SIGTERM revokes its lease)")
         t = time.monotonic()
         hosts.stop(leaver)
         live.remove(leaver)
-        took = hosts.wait_converged(live, timeout=ttl + 30)
-        events.append({"event": f"h{leaver} leaves (agent stopped)", "hosts": len(live),
-                       "converged_s": None if took is None else round(time.monotonic() - t, 2)})
+        event(f"h{leaver} leaves (agent stopped)", t, ttl + 30)
         hosts.remove(leaver)
         say(f"# h{joiner} joins: a new host, its agent starts")
         hosts.add(joiner)
         t = time.monotonic()
         hosts.start(joiner)
         live.append(joiner)
-        took = hosts.wait_converged(live, timeout=60)
-        events.append({"event": f"h{joiner} joins (agent started)", "hosts": len(live),
-                       "converged_s": None if took is None else round(time.monotonic() - t, 2)})
+        event(f"h{joiner} joins (agent started)", t, 60)
+        say(f"# h{victim} dies: its agent is killed (kill -9), its lease runs out after {ttl} s")
+        t = time.monotonic()
+        hosts.remove(victim)
+        live.remove(victim)
+        event(f"h{victim} dies (kill -9, ttl {ttl} s)", t, ttl + 30)
         say("# convergence: until every other host has exactly the right peers")
         say(table(events, ["event", "hosts", "converged_s"]))
         ok = ok and all(e["converged_s"] is not None for e in events)
-        rows = ping_all(sim, hosts, live)
-        say(table(rows))
-        ok = ok and all(r["received"] == r["sent"] for r in rows)
+        say("")
+        say("# every pair of live hosts pings again")
+        rows2 = ping_all(sim, hosts, live)
+        say(table(rows2))
+        ok = ok and all(r["received"] == r["sent"] for r in rows2)
+        rows += rows2
         say("")
         say(f"$ bpfnetctl --netns {hosts.ns[0]} peer show")
         _, out, _ = sim.bpfnetctl("peer", "show", netns_=hosts.ns[0])
         say(out.rstrip())
         say("")
-        say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings after "
-            f"the join, leave and join converged: " + ("PASS" if ok else "FAIL"))
+        say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings answered, "
+            f"{len(events)} membership changes converged: " + ("PASS" if ok else "FAIL"))
         if keep:
             sim.hold(say)
         return 0 if ok else 1
