@@ -29,6 +29,26 @@ PIN_BASE = "/sys/fs/bpf"
 NETNS_DIR = "/var/run/netns"
 
 
+# --- the address plan every demo, test and bench uses --------------------------
+def underlay_ip(i: int, family: int = 4) -> str:
+    """Host ``h<i>``'s underlay address: 10.99.0.<i+1>, or fd00:99::<i+1>."""
+    return f"10.99.0.{i + 1}" if family == 4 else f"fd00:99::{i + 1}"
+
+
+def underlay_cidr(i: int, family: int = 4) -> str:
+    return f"{underlay_ip(i, family)}/{24 if family == 4 else 64}"
+
+
+def tenant_ip(i: int) -> str:
+    """Host ``h<i>``'s tenant, the same subnet in every VNI: 192.168.0.<i+1>."""
+    return f"192.168.0.{i + 1}"
+
+
+def tenant_mac(i: int, vni: int) -> str:
+    """Host ``h<i>``'s tenant in ``vni``: 02:00:00:<vni & 0xff>:00:<i+1>."""
+    return f"02:00:00:{vni & 0xff:02x}:00:{i + 1:02x}"
+
+
 def _setns_preexec(name: str):
     def fn():
         netns.setns(name, flags=0)

@@ -45,7 +45,7 @@ import time
 from pyroute2 import netns
 
 from ..functions.base import obj_dir
-from ..sim import Sim
+from ..sim import Sim, tenant_ip, tenant_mac, underlay_ip
 from .blast import Blaster
 
 GROUP = "239.1.1.1"
@@ -54,18 +54,6 @@ UNDERLAY_MTU = 1550
 TENANT_MTU = 1500
 UDP_PORT = 5001
 UDP_PAYLOAD = 18        # + 8 UDP + 20 IP + 14 Ethernet + 4 FCS = 64 bytes
-
-
-def underlay_ip(i: int) -> str:
-    return f"10.99.0.{i + 1}"
-
-
-def tenant_ip(i: int) -> str:
-    return f"192.168.0.{i + 1}"
-
-
-def tenant_mac(i: int) -> str:
-    return f"02:00:00:0a:00:{i + 1:02x}"
 
 
 def no_br_netfilter(sim: Sim, ns: str) -> None:
@@ -124,7 +112,7 @@ class Variant:
         for i, h in enumerate(self.hosts):
             self.host_setup(i, h)
         for i, h in enumerate(self.hosts):
-            t = sim.tenant(h, f"t{i}", f"{tenant_ip(i)}/24", "br10", mac=tenant_mac(i))
+            t = sim.tenant(h, f"t{i}", f"{tenant_ip(i)}/24", "br10", mac=tenant_mac(i, VNI))
             self.tenants.append(t)
         for i in range(2):
             if not sim.ping_until(self.tenants[i], tenant_ip(1 - i), tries=10):

@@ -15,23 +15,12 @@ from __future__ import annotations
 import itertools
 import json
 
-from ..sim import Sim
+from . import answered, finish
+from ..sim import Sim, tenant_ip, tenant_mac, underlay_ip  # noqa: F401 (the address plan)
 
 VNIS = (10, 20)
 GROUP = "239.1.1.1"
 TENANT_MTU = 1450  # 1500 on the fabric, less 50 bytes of VXLAN over IPv4
-
-
-def underlay_ip(i: int) -> str:
-    return f"10.99.0.{i + 1}"
-
-
-def tenant_ip(i: int) -> str:
-    return f"192.168.0.{i + 1}"
-
-
-def tenant_mac(i: int, vni: int) -> str:
-    return f"02:00:00:{vni:02x}:00:{i + 1:02x}"
 
 
 def build(sim: Sim, n_hosts: int = 3, vnis=VNIS, say=lambda *_: None, allow: bool = False):
@@ -90,10 +79,6 @@ def run(keep: bool, say, prefix: str | None = None) -> int:
         c = json.loads(out)["functions"]["bridge"]["counters"]
         say("")
         say(f"# h0 counters: rx={c['rx']} tx={c['tx']} flood={c['flood']} learn={c['learn']}")
-        say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings answered: "
-            + ("PASS" if ok else "FAIL"))
-        if keep:
-            sim.hold(say)
-        return 0 if ok else 1
+        return finish(sim, say, ok, answered(rows), keep)
     finally:
         sim.cleanup()

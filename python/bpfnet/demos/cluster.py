@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 
+from . import answered, finish
 from ..sim import Sim, tenant_ip, tenant_mac, underlay_ip
 
 ETCD = "/usr/bin/etcd"
@@ -327,10 +328,7 @@ def run(keep: bool, say, prefix: str | None = None, n_hosts: int = 5, ttl: int =
         _, out, _ = sim.bpfnetctl("peer", "show", netns_=hosts.ns[0])
         say(out.rstrip())
         say("")
-        say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings answered, "
-            f"{len(events)} membership changes converged: " + ("PASS" if ok else "FAIL"))
-        if keep:
-            sim.hold(say)
-        return 0 if ok else 1
+        return finish(sim, say, ok, answered(rows) + f", {len(events)} membership changes "
+                      "converged", keep)
     finally:
         sim.cleanup()

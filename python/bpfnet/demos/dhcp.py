@@ -24,8 +24,8 @@ import tempfile
 
 from netaddr import IPAddress, IPNetwork
 
+from . import finish, mesh
 from ..sim import Sim, wait_for
-from . import mesh
 
 VNI = 10
 SERVER_IP = "192.168.0.1"
@@ -196,11 +196,7 @@ def run(keep: bool, say, prefix: str | None = None) -> int:
             say("# dnsmasq lease file:")
             for ln in f:
                 say("  " + ln.strip())
-        say(f"# {sum(1 for g in leases if g)}/{len(leases)} leases, "
-            f"{sum(p['received'] for p in pings)}/{sum(p['sent'] for p in pings)} pings answered: "
-            + ("PASS" if ok else "FAIL"))
-        if keep:
-            sim.hold(say, extra=f", files {workdir(sim)}")
-        return 0 if ok else 1
+        return finish(sim, say, ok, f"{sum(1 for g in leases if g)}/{len(leases)} leases, "
+                      + answered(pings), keep, extra=f", files {workdir(sim)}")
     finally:
         sim.cleanup()

@@ -29,6 +29,7 @@ import tempfile
 from pyroute2 import netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from . import finish
 from .. import abi
 from ..errors import NotFound
 from ..sim import Sim
@@ -269,11 +270,8 @@ def run(keep: bool, say, prefix: str | None = None) -> int:
             f"move={n['move']} pass_untagged={n['pass_untagged']} "
             f"pass_unknown={n['pass_unknown']}")
         ok = all(r["ok"] for r in rows) and learned
-        say(f"# {sum(r['ok'] for r in rows)}/{len(rows)} clients reached their own worker, "
-            "replies on their own VLAN: " + ("PASS" if ok else "FAIL"))
-        if keep:
-            sim.hold(say)
-        return 0 if ok else 1
+        return finish(sim, say, ok, f"{sum(r['ok'] for r in rows)}/{len(rows)} clients reached "
+                      "their own worker, replies on their own VLAN", keep)
     finally:
         with contextlib.suppress(Exception):
             sim.cleanup()

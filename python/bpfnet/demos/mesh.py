@@ -26,24 +26,13 @@ import time
 
 from pyroute2 import netns
 
-from ..sim import Sim
-from .bridge import check_all_pairs, tenant_ip  # the same tenant plan
+from . import answered, finish
+from ..sim import Sim, tenant_ip, tenant_mac, underlay_cidr, underlay_ip  # noqa: F401
+from .bridge import check_all_pairs
 
 VNIS = (10, 20)
 ETH_P_EXP = 0x88B5  # IEEE 802 local experimental ethertype
 PACKET_OUTGOING = 4
-
-
-def underlay_ip(i: int, family: int = 4) -> str:
-    return f"10.99.0.{i + 1}" if family == 4 else f"fd00:99::{i + 1}"
-
-
-def underlay_cidr(i: int, family: int = 4) -> str:
-    return f"{underlay_ip(i, family)}/{24 if family == 4 else 64}"
-
-
-def tenant_mac(i: int, vni: int) -> str:
-    return f"02:00:00:{vni & 0xff:02x}:00:{i + 1:02x}"
 
 
 def tenant(sim: Sim, host: str, short: str, cidr: str | None, bridge: str,
@@ -210,11 +199,7 @@ def run(keep: bool, say, prefix: str | None = None) -> int:
         _, out, _ = sim.bpfnetctl("status", netns_=hosts[0])
         say(out.rstrip())
         say("")
-        say(f"# {sum(r['received'] for r in rows)}/{sum(r['sent'] for r in rows)} pings answered, "
-            f"broadcast copies {'as expected' if got == want else 'WRONG'}: "
-            + ("PASS" if ok else "FAIL"))
-        if keep:
-            sim.hold(say)
-        return 0 if ok else 1
+        return finish(sim, say, ok, answered(rows) + ", broadcast copies "
+                      + ("as expected" if got == want else "WRONG"), keep)
     finally:
         sim.cleanup()

@@ -22,6 +22,7 @@ import re
 import subprocess
 import threading
 
+from . import finish
 from ..sim import Sim
 
 N_HOSTS = 4
@@ -200,11 +201,10 @@ def run(keep: bool, say, prefix: str | None = None, listen=LISTEN) -> int:
         say(f"# h0 monitor: {st['flows']} flows, {st['evicted']} evicted; frames: "
             f"vxlan={c['vxlan']} other={c['other']} malformed={c['malformed']}")
         ok = ok and all(r["exact"] == "yes" and r["received"] == r["sent"] for r in checked)
-        say("# every ping counted exactly (packets and bytes, both ways): "
-            + ("PASS" if ok else "FAIL"))
+        code = finish(sim, say, ok, "every ping counted exactly (packets and bytes, both ways)")
         if keep:
             serve(sim, topo, say, sock)
-        return 0 if ok else 1
+        return code
     finally:
         if sock is not None:
             sock.close()
