@@ -192,3 +192,39 @@ def serving(srv):
         srv.shutdown()
         srv.server_close()
         t.join(5)
+
+
+# --- the bridge's and the mesh's topologies (tests/netns/test_bridge.py,
+# test_mesh.py): the demos' three hosts, or one host on a fabric ------------------
+
+@pytest.fixture
+def host(sim):
+    """One host on a fabric: h0, eth0 10.99.0.1/24, nothing loaded. (sim, ns)."""
+    sim.fabric()
+    h = sim.host("h0", "10.99.0.1/24")
+    return sim, h
+
+
+def ctl(topo, *argv, host=0):
+    """bpfnetctl in-process on ``topo``'s host ``host``: (code, stdout, stderr)."""
+    return topo["sim"].bpfnetctl(*argv, netns_=topo["hosts"][host], check=False)
+
+
+def pings_lost(topo, count: int) -> tuple[int, list]:
+    """Pings every ordered pair of hosts in each VNI ``count`` times (the
+    demos' check_all_pairs); returns (pairs tried, rows that lost any)."""
+    from bpfnet.demos.bridge import check_all_pairs
+    rows = check_all_pairs(topo["sim"], topo, count=count)
+    return len(rows), [r for r in rows if r["received"] != count]
+
+
+LONE_IP, LONE_MAC = "192.168.0.99", "02:00:00:14:00:99"
+
+
+def lone_tenant(topo) -> str:
+    """A tenant only in VNI 20, on h1, in the subnet both VNIs use
+    (192.168.0.99): h0's VNI 20 tenant reaches it. Returns its namespace."""
+    sim = topo["sim"]
+    ns = sim.tenant(topo["hosts"][1], "h1v20b", f"{LONE_IP}/24", "br20", mac=LONE_MAC)
+    assert sim.ping_until(topo["tenants"][(0, 20)], LONE_IP, tries=5)
+    return ns

@@ -16,39 +16,31 @@ import subprocess
 
 import pytest
 
-from conftest import built, bad_input_failures, BPFNETCTL, need_tool, run_cli, snapshot
+from conftest import (BPFNETCTL, LONE_IP, LONE_MAC, bad_input_failures, built, ctl,
+                      lone_tenant, need_tool, pings_lost, run_cli, snapshot)
 
 from bpfnet.demos import bridge as demo
+
 
 @pytest.fixture(scope="module")
 def topo():
     yield from built("tb", demo.build)
 
 
-def ctl(topo, *argv, host=0):
-    sim = topo["sim"]
-    return sim.bpfnetctl(*argv, netns_=topo["hosts"][host], check=False)
-
-
 def test_every_pair_of_hosts_talks_in_each_vni(topo):
-    rows = demo.check_all_pairs(topo["sim"], topo, count=3)
-    assert len(rows) == 12
-    assert [r for r in rows if r["received"] != 3] == []
+    assert pings_lost(topo, count=3) == (12, [])
 
 
 def test_vnis_stay_isolated_with_the_same_subnet(topo):
     sim = topo["sim"]
-    # a tenant only in VNI 20, on h1
-    lone = sim.tenant(topo["hosts"][1], "h1v20b", "192.168.0.99/24", "br20", mac="02:00:00:14:00:99")
-    assert sim.ping_until(topo["tenants"][(0, 20)], "192.168.0.99", tries=5)
-    assert sim.ping(topo["tenants"][(0, 10)], "192.168.0.99", count=3, deadline=4) == 0
+    lone_tenant(topo)  # only in VNI 20, on h1; h0's VNI 20 tenant reaches it
+    assert sim.ping(topo["tenants"][(0, 10)], LONE_IP, count=3, deadline=4) == 0
     # a VNI 10 tenant's MAC never shows up in VNI 20 and vice versa
     code, out, _ = ctl(topo, "fdb", "show", "--json", "--vni", "10")
     assert code == 0
     macs10 = {r["mac"] for r in json.loads(out)}
-    assert "02:00:00:14:00:99" not in macs10
+    assert LONE_MAC not in macs10
     assert all(r["vni"] == 10 and r["port"] == "bnp10" for r in json.loads(out))
-    _ = lone
 
 
 def test_learning_shows_in_fdb_show_json(topo):
@@ -160,13 +152,7 @@ def test_fdb_flush(topo):
 
 # --- unload and bad input, on a one-host setup ---------------------------------
 
-@pytest.fixture
-def host(sim):
-    sim.fabric()
-    h = sim.host("h0", "10.99.0.1/24")
-    return sim, h
-
-
+# ``host``: one host on a fabric (conftest)
 cli = run_cli
 
 

@@ -22,14 +22,14 @@ import subprocess
 
 import pytest
 
-from conftest import built, bad_input_failures, ROOT, need_tool, snapshot
+from conftest import (BPFNETCTL, LONE_IP, bad_input_failures, built, ctl,
+                      lone_tenant, need_tool, pings_lost, snapshot)
 from packets import vxlan
 
 from bpfnet import libbpf
 from bpfnet.demos import mesh as demo
 from bpfnet.sim import wait_for
 
-BPFNETCTL = os.path.join(ROOT, "bpfnetctl")
 PEER_KEYS = {"remote", "vni", "bridge", "port", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes"}
 
 
@@ -40,10 +40,6 @@ def topo():
         t["x3"] = sim.host("x3", "10.99.0.4/24")  # on the fabric, nobody's peer
         return t
     yield from built("tm", build)
-
-
-def ctl(topo, *argv, host=0):
-    return topo["sim"].bpfnetctl(*argv, netns_=topo["hosts"][host], check=False)
 
 
 def counters(topo):
@@ -89,23 +85,18 @@ def test_a_broadcast_reaches_each_other_host_exactly_once(topo, src, vni):
 
 
 def test_every_pair_of_hosts_talks_in_each_vni(topo):
-    rows = demo.check_all_pairs(topo["sim"], topo, count=2)
-    assert len(rows) == 12
-    assert [r for r in rows if r["received"] != 2] == []
+    assert pings_lost(topo, count=2) == (12, [])
 
 
 def test_vnis_stay_apart_with_the_same_subnet(topo):
     sim = topo["sim"]
-    lone = demo.tenant(sim, topo["hosts"][1], "h1v20b", "192.168.0.99/24", "br20",
-                       mac="02:00:00:14:00:99")
-    assert sim.ping_until(topo["tenants"][(0, 20)], "192.168.0.99", tries=5)
+    lone_tenant(topo)  # only in VNI 20, on h1; h0's VNI 20 tenant reaches it
     h0v10 = topo["tenants"][(0, 10)]
     try:
-        assert sim.ping(h0v10, "192.168.0.99", count=1, deadline=1) == 0
+        assert sim.ping(h0v10, LONE_IP, count=1, deadline=1) == 0
     finally:  # stop the ARP retries for .99, so later tests count only their frames
         with sim.ipr(h0v10) as ipr:
-            ipr.neigh("del", dst="192.168.0.99", ifindex=ipr.link_lookup(ifname="eth0")[0])
-    _ = lone
+            ipr.neigh("del", dst=LONE_IP, ifindex=ipr.link_lookup(ifname="eth0")[0])
 
 
 def vxlan_from(sim, ns, dst, vni, frames):
@@ -289,14 +280,7 @@ def test_ipv6_only_underlay(sim):
     assert code == 2 and "address family" in err
 
 
-# --- unload and bad input, on one host ------------------------------------------
-
-@pytest.fixture
-def host(sim):
-    sim.fabric()
-    h = sim.host("h0", "10.99.0.1/24")
-    return sim, h
-
+# --- unload and bad input, on one host (``host``: conftest) ----------------------
 
 def cli(sim, ns, *argv):
     """bpfnetctl's exit code, stdout and stderr, in-process: the same main()
