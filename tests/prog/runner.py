@@ -89,11 +89,15 @@ def check(dut, case: Case):
 
 
 def steps(*fns):
-    """One setup made of several: steps(vni(10), lambda d: d.egress(...))."""
+    """One setup (or effect) made of several, in order:
+    setup=steps(vni(10), heard(MAC_A, "10.0.0.2")), effect=both(learned(...), ...)."""
     def run(dut):
         for fn in fns:
             fn(dut)
     return run
+
+
+both = steps
 
 
 # --- harnesses ------------------------------------------------------------------

@@ -10,8 +10,8 @@ test_run can always bind skb->ifindex to; the VXLAN ifindex is a made-up 42."""
 import pytest
 
 from packets import BCAST, MAC_A, MAC_B, pkt_v4
-from runner import (PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, U32, VXLAN, Case, br,  # noqa: F401
-                    check, ids, steps)
+from runner import (PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, U32, VXLAN, Case, both,  # noqa: F401
+                    br, check, ids, steps)
 
 from bpfnet import abi, libbpf
 from bpfnet.abi import BrAllowKey, BrCfg, BrFdbKey, BrVniVal, ip_pack, ip_unpack, mac_pack
@@ -92,13 +92,6 @@ def learned(mac, remote, vni_=10, rx=None, tx=None, port=PORT, fresh=False):
 def forgotten(mac):
     def fn(d):
         assert d.entry(mac) is None
-    return fn
-
-
-def both(*fns):
-    def fn(d):
-        for f in fns:
-            f(d)
     return fn
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from packets import BCAST, ETH_P_8021AD, ETH_P_8021Q, MAC_A, MAC_B, eth, ipv4, udp, vlan
 from runner import (LO, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, TRUNK, WORKER,  # noqa: F401
-                    Case, check, gw, ids, steps)
+                    Case, both, check, gw, ids, steps)
 
 from bpfnet import abi
 
@@ -84,13 +84,6 @@ def learned(worker=WORKER, trunk=None, tci=None, proto=None, rx=None, rx_bytes=N
             {k: v for k, v in want.items() if v is not None}
         if fresh:
             assert e.seen_ns >= d.started_ns
-    return fn
-
-
-def both(*fns):
-    def fn(d):
-        for f in fns:
-            f(d)
     return fn
 
 

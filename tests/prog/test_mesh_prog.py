@@ -11,7 +11,7 @@ import pytest
 
 from packets import BCAST, MAC_A, MAC_B, pkt_v4
 from runner import (BPF_F_INGRESS, PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_UNSPEC, U32,  # noqa: F401
-                    VXLAN, Case, check, ids, mesh, steps)
+                    VXLAN, Case, both, check, ids, mesh, steps)
 
 from bpfnet.abi import MeshCfg, MeshPeerKey, MeshPeerVal, ip_pack
 
@@ -87,13 +87,6 @@ def port_tx(pkts, nbytes=None, port=PORT):
         assert pv.tx_pkts == pkts
         if nbytes is not None:
             assert pv.tx_bytes == nbytes
-    return fn
-
-
-def both(*fns):
-    def fn(d):
-        for f in fns:
-            f(d)
     return fn
 
 
