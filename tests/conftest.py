@@ -228,3 +228,12 @@ def lone_tenant(topo) -> str:
     ns = sim.tenant(topo["hosts"][1], "h1v20b", f"{LONE_IP}/24", "br20", mac=LONE_MAC)
     assert sim.ping_until(topo["tenants"][(0, 20)], LONE_IP, tries=5)
     return ns
+
+
+def users_devices(sim, ns) -> None:
+    """The user's own devices on ``ns``: a Linux bridge ``mybr`` and an
+    external (collect_md) VXLAN device ``vx9`` on port 4789."""
+    sim.bridge(ns, "mybr")
+    with sim.ipr(ns) as ipr:
+        ipr.link("add", ifname="vx9", kind="vxlan", vxlan_collect_metadata=1, vxlan_port=4789,
+                 vxlan_learning=0)

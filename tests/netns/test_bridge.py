@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import (BPFNETCTL, LONE_IP, LONE_MAC, bad_input_failures, built, ctl,
-                      lone_tenant, need_tool, pings_lost, run_cli, snapshot)
+                      lone_tenant, need_tool, pings_lost, run_cli, snapshot, users_devices)
 
 from bpfnet.demos import bridge as demo
 
@@ -193,10 +193,7 @@ def test_vni_del_removes_its_port_bridge_and_entries(host):
 
 def test_unload_keeps_a_users_bridge_and_vxlan(host):
     sim, h = host
-    sim.bridge(h, "mybr")
-    with sim.ipr(h) as ipr:
-        ipr.link("add", ifname="vx9", kind="vxlan", vxlan_collect_metadata=1, vxlan_port=4789,
-                 vxlan_learning=0)
+    users_devices(sim, h)
     before = snapshot(sim, h)
     assert cli(sim, h, "load", "bridge", "--device", "vx9")[0] == 0
     assert cli(sim, h, "vni", "add", "10", "--bridge", "mybr")[0] == 0

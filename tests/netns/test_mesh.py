@@ -23,7 +23,7 @@ import subprocess
 import pytest
 
 from conftest import (BPFNETCTL, LONE_IP, bad_input_failures, built, ctl,
-                      lone_tenant, need_tool, pings_lost, snapshot)
+                      lone_tenant, need_tool, pings_lost, snapshot, users_devices)
 from packets import vxlan
 
 from bpfnet import libbpf
@@ -307,10 +307,7 @@ def test_unload_leaves_no_pin_filter_or_device(host):
 
 def test_unload_keeps_a_users_bridge_and_vxlan(host):
     sim, h = host
-    sim.bridge(h, "mybr")
-    with sim.ipr(h) as ipr:
-        ipr.link("add", ifname="vx9", kind="vxlan", vxlan_collect_metadata=1, vxlan_port=4789,
-                 vxlan_learning=0)
+    users_devices(sim, h)
     before = snapshot(sim, h)
     assert cli(sim, h, "load", "mesh", "--device", "vx9")[0] == 0
     assert cli(sim, h, "peer", "add", "10.99.0.2", "--vni", "10", "--bridge", "mybr")[0] == 0
