@@ -1,0 +1,346 @@
+"""``bpfnetctl agent -f FILE``: keeps this host (namespace) at FILE.
+
+    bpfnetctl agent -f /etc/bpfnet/bpfnet.toml --metrics 127.0.0.1:9431
+
+- At start: reads FILE (a bad file is exit 2, nothing changed) and applies it.
+- Every ``--interval`` seconds (default 5) it reconciles: reads the kernel,
+  plans against FILE and carries the plan out, so a deleted port, bridge,
+  peer or VXLAN device is made again. One action failing does not stop the
+  others; each failure is logged once (until it changes or clears) and
+  counted (/metrics).
+- SIGHUP re-reads FILE; a bad new file is logged and the old one kept.
+- SIGTERM (or SIGINT) stops it: the lease is revoked (the others drop this
+  host at once) and everything in the data path stays as it is.
+- With ``[cluster]``: a Membership (cluster.py) registers this host in etcd
+  under a lease and watches the others. Its callback runs in its own thread
+  and only hands the hosts to the main loop through a queue; only the main
+  thread changes bpfnet state. ``peers = "cluster"`` and ``allow =
+  "cluster"`` follow the live hosts that carry the VNI.
+- Logs one line per change on stderr, ``agent: + mesh peer 10.0.0.2 vni 40
+  bridge=br40``, without timestamps (the journal adds them).
+
+Namespaces: ``--netns NS`` has moved the main thread into NS before this
+runs. Threads inherit the namespace of the thread that creates them, so the
+metrics server's threads (reads only) and the Membership's (gRPC: see
+cluster.py) live in NS too; the metrics socket itself is bound in the
+caller's namespace (commands/monitor.Listen), where the scraper is.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+
+from . import config
+from .apply import plan, read_state, run_one
+from .config import Desired
+from .errors import ConfigError
+
+UNIT = "bpfnet-agent.service"
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+TICK = 0.2  # seconds: how often the main loop looks at its queue
+
+
+def say(line: str) -> None:
+    print(f"agent: {line}", file=sys.stderr, flush=True)
+
+
+class _Fns:
+    """Function objects for one pass (fresh maps and netlink each pass)."""
+
+    def __init__(self, pins):
+        self.pins, self._fns = pins, {}
+
+    def __call__(self, name: str):
+        if name not in self._fns:
+            from .functions import get
+            self._fns[name] = get(name)(self.pins)
+        return self._fns[name]
+
+    def close(self):
+        for f in self._fns.values():
+            with contextlib.suppress(Exception):
+                f.close()
+        self._fns.clear()
+
+
+class Agent:
+    def __init__(self, path: str, pins, netns: str | None = None, log=say):
+        self.path, self.pins, self.netns, self.log = path, pins, netns, log
+        self.desired: Desired | None = None
+        self.hosts: dict | None = None          # the cluster's live hosts, from the queue
+        self.membership = None
+        self.events: queue.Queue = queue.Queue()
+        self.failing: dict[str, str] = {}       # action or function -> message logged
+        self.counts = {"reconciles": 0, "reconcile_errors": 0, "changes": 0, "failing": 0,
+                       "last_reconcile": 0.0, "reloads": 0, "reload_errors": 0,
+                       "started": time.time()}
+
+    # --- the file -----------------------------------------------------------------
+    def read(self) -> Desired:
+        return config.load(self.path)
+
+    def set_desired(self, d: Desired) -> None:
+        old = self.desired
+        self.desired = d
+        if d.cluster is None:
+            self._stop_membership()
+            self.hosts = None
+            return
+        record = config.record_of(d)
+        same = old is not None and old.cluster == d.cluster and old.host == d.host
+        if self.membership is not None and same:
+            self.membership.update(record)
+            return
+        self._stop_membership()
+        self.hosts = None
+        from .cluster import Membership
+        c = d.cluster
+        self.membership = Membership(c.etcd, c.name, d.host, c.ttl, record,
+                                     on_change=self._on_change, netns=self.netns)
+        self.log(f"cluster {c.name}: host {d.host} vtep {record['vtep']} via {', '.join(c.etcd)}")
+        self.membership.start(wait=0)
+
+    def _on_change(self, hosts: dict) -> None:
+        # the membership's thread: hand over, touch nothing
+        self.events.put(("hosts", hosts))
+
+    def _stop_membership(self, revoke: bool = True) -> None:
+        if self.membership is not None:
+            m, self.membership = self.membership, None
+            with contextlib.suppress(Exception):
+                m.stop(revoke=revoke)
+
+    def reload(self) -> None:
+        try:
+            d = self.read()
+        except ConfigError as e:
+            self.counts["reload_errors"] += 1
+            self.log(f"error: reload: {e}; keeping the previous file")
+            return
+        self.counts["reloads"] += 1
+        self.log(f"reload: {self.path}")
+        self.set_desired(d)
+
+    # --- reconcile ----------------------------------------------------------------
+    def reconcile(self) -> int:
+        """One pass: every function of the file planned and carried out on
+        its own; returns the actions that failed."""
+        d = self.desired
+        failing: dict[str, str] = {}
+        hosts = self.hosts if d.cluster is not None else None
+        fns = _Fns(self.pins)
+        try:
+            with self.pins.locked(create=True):
+                for name, spec in d.functions.items():
+                    one = Desired(d.file, d.host, d.cluster, {name: spec})
+                    try:
+                        actions = plan(one, read_state(fns, [name]), hosts=hosts)
+                    except Exception as e:  # noqa: BLE001 -- reported, the others go on
+                        failing[name] = _msg(e)
+                        continue
+                    for a in actions:
+                        try:
+                            run_one(fns, a)
+                        except Exception as e:  # noqa: BLE001
+                            failing[str(a)] = _msg(e)
+                            continue
+                        self.counts["changes"] += 1
+                        self.log(str(a))
+                        fns.close()  # a reload or a removal may have replaced pins
+        finally:
+            fns.close()
+        for what, msg in failing.items():
+            if self.failing.get(what) != msg:
+                self.log(f"error: {what}: {msg}")
+        for what in set(self.failing) - set(failing):
+            self.log(f"ok: {what}")
+        self.failing = failing
+        self.counts["reconciles"] += 1
+        self.counts["reconcile_errors"] += len(failing)
+        self.counts["failing"] = len(failing)
+        self.counts["last_reconcile"] = time.time()
+        return len(failing)
+
+    def health(self) -> dict:
+        h = dict(self.counts)
+        m = self.membership
+        h["cluster"] = m.health() if m is not None else None
+        return h
+
+    # --- the main loop --------------------------------------------------------------
+    def run(self, stop, interval: float) -> int:
+        """Until ``stop`` (signals.Stopper) says so. Each pass runs deferred:
+        a SIGTERM lets the action in progress finish (then Stopped is
+        raised: signals.py). Returns the signal that stopped it."""
+        try:
+            self._loop(stop, interval)
+        except KeyboardInterrupt as e:  # signals.Stopped, or a Ctrl-C
+            import signal
+            return getattr(e, "signum", signal.SIGINT)
+        return stop.signum
+
+    def _loop(self, stop, interval: float) -> None:
+        next_pass = 0.0
+        while True:
+            due = time.monotonic() >= next_pass
+            try:
+                while True:
+                    kind, val = self.events.get_nowait()
+                    if kind == "hosts":
+                        self.hosts = val
+                        due = True
+            except queue.Empty:
+                pass
+            if due:
+                with stop.deferred():
+                    self.reconcile()
+                next_pass = time.monotonic() + interval
+            sig = stop.wait(TICK)
+            if stop.stopped:
+                return
+            if sig is not None:  # SIGHUP
+                with stop.deferred():
+                    self.reload()
+                next_pass = 0.0
+
+    def close(self, revoke: bool = True) -> None:
+        self._stop_membership(revoke)
+
+
+def _msg(exc) -> str:
+    from .cli import _describe
+    return _describe(exc)[0]
+
+
+def _stopping():
+    try:
+        from .signals import stopping
+    except ImportError:  # a build without signals.py: the agent's own handling
+        return _LocalStopping()
+    return stopping(reload=True)
+
+
+class _LocalStopping:
+    """SIGTERM/SIGINT stop, SIGHUP reloads (used only when signals.py is absent)."""
+
+    def __enter__(self):
+        import signal
+        self.signum, self.hups = None, 0
+        self._ev = threading.Event()
+
+        def handler(signum, frame):
+            if signum == signal.SIGHUP:
+                self.hups += 1
+            else:
+                self.signum = signum
+            self._ev.set()
+        self._saved = {s: signal.signal(s, handler)
+                       for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for s, h in self._saved.items():
+            signal.signal(s, h)
+
+    @property
+    def stopped(self):
+        return self.signum is not None
+
+    def wait(self, timeout):
+        import signal
+        self._ev.wait(timeout)
+        self._ev.clear()
+        if self.signum is not None:
+            return self.signum
+        if self.hups:
+            self.hups -= 1
+            return signal.SIGHUP
+        return None
+
+    @contextlib.contextmanager
+    def deferred(self):
+        yield self
+
+
+def run(args, ctx):
+    """The ``agent`` command."""
+    import signal
+    if not args.file:
+        raise ConfigError("give the desired state: agent -f FILE")
+    agent = Agent(args.file, ctx.pins, netns=args.netns)
+    srv = None
+    with _stopping() as stop:
+        try:
+            d = agent.read()  # a bad file at start: exit 2, nothing changed
+            agent.log(f"start: {args.file} in namespace {ctx.ns}, reconcile every {args.interval} s")
+            if args.metrics is not None:
+                from .agent_metrics import MetricsServer
+                try:
+                    sock = args.metrics.bind()  # in the caller's namespace
+                finally:
+                    args.metrics.close()
+                srv = MetricsServer(sock, ctx.pins, health=agent.health)
+                threading.Thread(target=srv.serve_forever, name="bpfnet-metrics", daemon=True).start()
+                host = args.metrics.host
+                agent.log(f"metrics: http://{f'[{host}]' if ':' in host else host}:{srv.server_port}/metrics")
+            with stop.deferred():
+                agent.desired = d
+                agent.reconcile()   # the file's static state first, then the cluster's
+                agent.set_desired(d)
+            sig = agent.run(stop, args.interval)
+            agent.log(f"stop: {signal.Signals(sig).name}; the data path stays as it is")
+        finally:
+            agent.close()
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
+    return None
+
+
+# --- the systemd unit ------------------------------------------------------------
+
+def _bpfnetctl_path() -> str:
+    """The bpfnetctl the unit should run: the checkout's wrapper when this
+    package runs from a checkout, else the one on PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    wrapper = os.path.normpath(os.path.join(here, "..", "..", "bpfnetctl"))
+    if os.path.isfile(wrapper) and os.access(wrapper, os.X_OK):
+        return wrapper
+    return shutil.which("bpfnetctl") or "/usr/local/bin/bpfnetctl"
+
+
+def unit_text(file: str | None = None, exe: str | None = None) -> str:
+    with open(os.path.join(DATA_DIR, UNIT)) as f:
+        text = f.read()
+    exe = exe or _bpfnetctl_path()
+    out = []
+    for line in text.splitlines():
+        if line.startswith("ExecStart="):
+            rest = line.split(" agent ", 1)[1]
+            if file:
+                rest = rest.replace("/etc/bpfnet/bpfnet.toml", os.path.abspath(file))
+            line = f"ExecStart={exe} agent {rest}"
+        elif line.startswith("ConditionPathExists=") and file:
+            line = f"ConditionPathExists={os.path.abspath(file)}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def install_unit(dest: str, file: str | None = None) -> str:
+    """Writes DEST/bpfnet-agent.service (atomically, 0644)."""
+    if not os.path.isdir(dest):
+        raise ConfigError(f"--dest {dest}: no such directory")
+    path = os.path.join(dest, UNIT)
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(unit_text(file))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return (f"wrote {path}; then: systemctl daemon-reload && systemctl enable --now "
+            f"{UNIT[:-len('.service')]}")
