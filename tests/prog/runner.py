@@ -18,8 +18,8 @@ pushed (cb[2], cb[3]; none: both 0), the output bytes (default: the input,
 unchanged), the counters (every counter not named must be 0, so a row's
 counters are the whole truth), and the map effect (``effect(dut)``).
 
-The harnesses (Bridge, Mesh, Gw) wrap a loaded object's maps; the fixtures
-``br``, ``mesh`` and ``gw`` load them with their maps pinned in a throwaway
+The harnesses (Bridge, Mesh, Gw, Monitor) wrap a loaded object's maps; the
+fixtures ``br``, ``mesh``, ``gw`` and ``mon`` load them with their maps pinned in a throwaway
 directory (conftest's ``loaded_obj``).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from inject import Injector
 from bpfnet import abi, libbpf
 from bpfnet.abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal, GwClientKey,
                         GwClientVal, GwVlanVal, MeshCfg, MeshPeerKey, MeshPeerVal, MeshPortVal,
-                        ip_pack, mac_pack)
+                        MonCfg, MonFlowKey, MonFlowVal, ip_pack, mac_pack)
 from bpfnet.maps import Map, PerCpuArray
 
 TC_ACT_UNSPEC, TC_ACT_SHOT, TC_ACT_REDIRECT = 0xFFFFFFFF, 2, 7  # retval is a u32
@@ -246,6 +246,41 @@ class Gw(Harness):
         return self.fdb.get(U32(worker))
 
 
+# monitor: it only reads (every frame TC_ACT_UNSPEC, never changed)
+class Monitor(Harness):
+    stats_map, stats_type = "mon_stats", abi.MonStats
+
+    def __init__(self, obj, inj=None):
+        super().__init__(obj, inj)
+        self.cfg = self.map("mon_cfg", U32, MonCfg)
+        self.flows = self.map("mon_flows", MonFlowKey, MonFlowVal)
+        self.set_port(4789)
+
+    def set_port(self, port):
+        self.cfg[U32(0)] = MonCfg(ifindex=1, port=port)
+
+    def send(self, frame: bytes, rx: bool = True, repeat: int = 1):
+        """``frame`` arriving on the device (rx) or leaving it, ``repeat`` times."""
+        prog = "monitor_ingress" if rx else "monitor_egress"
+        return libbpf.prog_test_run(self.obj.prog_fd(prog), frame, ctx=abi.SkBuff(),
+                                    repeat=repeat)
+
+    def stat(self, name=None):
+        s = self.counters()
+        return s if name is None else s[name]
+
+    def rows(self):
+        """mon_flows as `stats --json` rows, sorted."""
+        from bpfnet.functions.monitor import flow_json
+        return sorted((flow_json(k, v) for k, v in self.flows.dump()),
+                      key=lambda r: (r["vni"], r["outer_sip"], r["inner_sip"]))
+
+    def reset(self):
+        self.flows.clear()
+        self.stats.zero(0)
+
+
 br = harness_fixture("br", "bridge", Bridge)
 mesh = harness_fixture("mesh", "mesh", Mesh)
 gw = harness_fixture("gw", "gateway", Gw)
+mon = harness_fixture("mon", "monitor", Monitor)
