@@ -172,15 +172,20 @@ def test_mesh(h0):
     assert ctl(sim, h, "unload", "mesh")[0] == 0
 
 
+def first_load(sim, ns, fn, required, text, options):
+    """A first load without ``--required`` is refused; with it (on eth0) it
+    prints ``text`` and runs with ``options``. Returns its status."""
+    assert ctl(sim, ns, "load", fn) == \
+        (2, "", f"bpfnetctl: error: load {fn}: no --{required}: give --{required} DEV "
+                "(required on a first load)\n")
+    assert ctl(sim, ns, "load", fn, f"--{required}", "eth0") == (0, text + "\n", "")
+    assert loaded_options(sim, ns, fn) == options
+    return status(sim, ns, fn)
+
+
 def test_gateway(h0):
     sim, h = h0
-    assert ctl(sim, h, "load", "gateway") == \
-        (2, "", "bpfnetctl: error: load gateway: no --trunk: give --trunk DEV "
-                "(required on a first load)\n")
-    assert ctl(sim, h, "load", "gateway", "--trunk", "eth0") == \
-        (0, "gateway: loaded on trunk eth0\n", "")
-    st = status(sim, h, "gateway")
-    assert loaded_options(sim, h, "gateway") == {"trunk": "eth0"}
+    st = first_load(sim, h, "gateway", "trunk", "gateway: loaded on trunk eth0", {"trunk": "eth0"})
     check_upgrade_takes(sim, h, "gateway", ["--trunk", "eth0"],
                         "gateway: upgraded on trunk eth0; nothing changed", prog_ids(st))
     check_refusals(sim, h, "gateway", [
@@ -193,13 +198,8 @@ def test_gateway(h0):
 
 def test_monitor(h0):
     sim, h = h0
-    assert ctl(sim, h, "load", "monitor") == \
-        (2, "", "bpfnetctl: error: load monitor: no --dev: give --dev DEV "
-                "(required on a first load)\n")
-    assert ctl(sim, h, "load", "monitor", "--dev", "eth0") == \
-        (0, "monitor: loaded on eth0 (VXLAN port 4789)\n", "")
-    st = status(sim, h, "monitor")
-    assert loaded_options(sim, h, "monitor") == {"dev": "eth0", "port": 4789}
+    st = first_load(sim, h, "monitor", "dev", "monitor: loaded on eth0 (VXLAN port 4789)",
+                    {"dev": "eth0", "port": 4789})
     st = check_upgrade_takes(sim, h, "monitor", ["--port", "8472"],
                              "monitor: upgraded on eth0 (VXLAN port 8472); port 4789 -> 8472",
                              prog_ids(st))

@@ -32,23 +32,14 @@ def attach_mode() -> str:
     return "tcx" if libbpf.tcx_supported() else "tc"
 
 
-def prog_ident(prog_id: int) -> dict:
-    """{"program", "prog_id", "tag"} of a loaded program, by id."""
-    fd = libbpf.prog_get_fd_by_id(prog_id)
+def prog_ident(fd: int) -> dict:
+    """{"program", "prog_id", "tag"} of the program ``fd`` refers to; closes ``fd``."""
     try:
         info = libbpf.prog_info(fd)
     finally:
         os.close(fd)
-    return {"program": info.name.decode(), "prog_id": info.id, "tag": bytes(info.tag).hex()}
-
-
-def _pinned_ident(path: str) -> dict:
-    fd = libbpf.obj_get(path)
-    try:
-        info = libbpf.prog_info(fd)
-    finally:
-        os.close(fd)
-    return {"prog_id": info.id, "tag": bytes(info.tag).hex()}
+    return {"program": info.name.decode(), "mode": None, "prog_id": info.id,
+            "tag": bytes(info.tag).hex()}
 
 
 class Hooks:
@@ -104,7 +95,6 @@ class Hooks:
         "tag"} for a hook. tcx: the link's program. tc: the filter's name, and
         the id and tag of the program of that name pinned beside the maps
         (the one bpfnet attached there)."""
-        none = {"prog_id": None, "tag": None}
         pin = self._link_pin(index, direction)
         if os.path.exists(pin):
             fd = libbpf.obj_get(pin)
@@ -113,14 +103,13 @@ class Hooks:
             finally:
                 os.close(fd)
             if info.target[0] & 0xFFFFFFFF != index:  # defunct: the device went away
-                return {"program": None, "mode": "tcx", **none}
-            return {**prog_ident(info.prog_id), "mode": "tcx"}
+                return {"program": None, "mode": "tcx", "prog_id": None, "tag": None}
+            return {**prog_ident(libbpf.prog_get_fd_by_id(info.prog_id)), "mode": "tcx"}
         name = self.net.ours_attached(index, direction)
-        if name is None:
-            return {"program": None, "mode": None, **none}
-        path = os.path.join(self.dir, name)
-        ident = _pinned_ident(path) if name in self.programs and os.path.exists(path) else none
-        return {"program": name, "mode": "tc", **ident}
+        path = os.path.join(self.dir, name or "")
+        if name in self.programs and os.path.exists(path):
+            return {**prog_ident(libbpf.obj_get(path)), "program": name, "mode": "tc"}
+        return {"program": name, "mode": "tc" if name else None, "prog_id": None, "tag": None}
 
     def _qdisc_owned(self, index: int, set_to: bool | None = None) -> bool:
         path = os.path.join(self.dir, QDISC_MAP)
