@@ -160,15 +160,15 @@ class Hosts:
     def file(self, i: int) -> str:
         return os.path.join(self.dir, f"h{i}.toml")
 
-    def argv(self, i: int) -> list[str]:
+    def argv(self, i: int, extra=()) -> list[str]:
         return [PY, "-m", "bpfnet.cli", "--pin-root", self.sim.pin_root, "--netns", self.ns[i],
-                "agent", "-f", self.file(i)]
+                "agent", "-f", self.file(i), *extra]
 
-    def start(self, i: int) -> subprocess.Popen:
-        """``bpfnetctl --netns hN agent -f hN.toml``; stderr to a log."""
+    def start(self, i: int, extra=()) -> subprocess.Popen:
+        """``bpfnetctl --netns hN agent -f hN.toml [extra]``; stderr to a log."""
         self.logs[i] = os.path.join(self.dir, f"h{i}.log")
         with open(self.logs[i], "a") as log:
-            p = subprocess.Popen(self.argv(i), stdout=log, stderr=subprocess.STDOUT,
+            p = subprocess.Popen(self.argv(i, extra), stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         self.sim.procs.append(p)
         self.agents[i] = p
@@ -232,7 +232,8 @@ class Hosts:
         while True:
             if self.converged(live):
                 return time.monotonic() - t0
-            if time.monotonic() - t0 > timeout:
+            if time.monotonic() - t0 > timeout or any(
+                    self.agents[i].poll() is not None for i in live if i in self.agents):
                 return None
             time.sleep(step)
 
