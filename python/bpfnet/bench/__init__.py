@@ -14,7 +14,7 @@ variant from the same run.
     control.py   `bpfnetctl load bridge` as a whole process; FDB provisioning
                  and dumps, bpfnet batch map operations against the kernel
                  FDB over netlink
-    report.py    summaries, the Markdown table and the JSON file
+    report.py    summaries, the targets, the Markdown tables and the JSON file
 
 Benchmarks are not tests: nothing here asserts a time.
 """
