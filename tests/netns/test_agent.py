@@ -10,6 +10,7 @@ same traffic back.
          eth0 10.99.0.1                                       eth0 10.99.0.2
            +-------------------- fabric (sw0) -------------------+
 """
+import json
 import os
 import signal
 import socket
@@ -318,3 +319,86 @@ def test_reboot_agents_bring_the_same_traffic_back(topo):
     assert pings(topo) == {10: 3, 30: 3}
     for a in agents:
         assert a.stop() == 0
+
+
+CLUSTERED = """\
+[host]
+name = "h{i}"
+[cluster]
+etcd = ["{url}"]
+name = "agent-test"
+ttl = 5
+[bridge]
+local = "10.99.0.{n}"
+vnis = [ {{ vni = 20, bridge = "br20", allow = "cluster" }} ]
+[mesh]
+local = "10.99.0.{n}"
+port = 4790
+device = "vxlan1"
+vnis = [ {{ vni = 40, bridge = "br40", peers = "cluster" }} ]
+"""
+
+
+def link_tx(sim, ns, dev) -> int:
+    with sim.ipr(ns) as ipr:
+        return ipr.get_links(ipr.link_lookup(ifname=dev)[0])[0].get_attr("IFLA_STATS64")["tx_packets"]
+
+
+def test_cluster_peers_and_allow_lists_follow_etcd(topo):
+    """Two agents with [cluster] and a real etcd on the fabric: each makes the
+    other its mesh peer and the only VTEP allowed into the bridge VNI; a VTEP
+    that is no member is dropped (counted); when one agent stops (its lease
+    revoked), the other removes it from both."""
+    from etcd import Etcd
+    need_tool("etcd")
+    sim = topo["sim"]
+    unload_all(topo)
+    e = Etcd(sim, short="etcd")
+    e.start()
+    files = []
+    for i in range(2):
+        p = topo["dir"] / f"c{i}.toml"
+        p.write_text(CLUSTERED.format(i=i, n=i + 1, url=e.url))
+        files.append(str(p))
+    port = free_port()
+    saved, topo["files"] = topo["files"], files
+    try:
+        agents = [Agent(topo, 0, "--metrics", f"127.0.0.1:{port}"), Agent(topo, 1)]
+        for i, a in enumerate(agents):
+            assert a.saw(f"agent: + mesh peer 10.99.0.{2 - i} vni 40 bridge=br40"), a.lines
+            assert a.saw(f"agent: ~ bridge vni 20 allow none -> 10.99.0.{2 - i}"), a.lines
+        for i in range(2):
+            _, out, _ = ctl(topo, i, "vni", "show", "--json")
+            assert [(r["vni"], r["allow"]) for r in json.loads(out)] == [(20, [f"10.99.0.{2 - i}"])]
+            _, out, _ = ctl(topo, i, "peer", "show", "--json")
+            assert [(r["vni"], r["remote"]) for r in json.loads(out)] == [(40, f"10.99.0.{2 - i}")]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            body = r.read().decode()
+        for line in ("bpfnet_agent_cluster_enabled 1.0", "bpfnet_agent_etcd_connected 1.0",
+                     "bpfnet_agent_cluster_hosts 2.0", "bpfnet_agent_failing_actions 0.0"):
+            assert line in body.splitlines(), line
+        # a VTEP on the fabric that is no member: its frames into VNI 20 are dropped
+        x3 = sim.host("x3", "10.99.0.4/24")
+        sim.quiet(x3)
+        for argv in (["link", "add", "vx20", "type", "vxlan", "id", "20", "remote", "10.99.0.1",
+                      "local", "10.99.0.4", "dev", "eth0", "dstport", "4789"],
+                     ["addr", "add", "192.168.20.9/24", "dev", "vx20"], ["link", "set", "vx20", "up"]):
+            subprocess.run(["ip", "-n", x3, *argv], check=True)
+        def denied():
+            _, out, _ = ctl(topo, 0, "status", "--json")
+            return json.loads(out)["functions"]["bridge"]["counters"]["drop_vtep_denied"]
+        before = denied()
+        assert sim.ping(x3, "192.168.20.1", count=2, deadline=2) == 0
+        # ARP may still retry after ping gives up: every frame vx20 sent is counted
+        assert wait_for(lambda: link_tx(sim, x3, "vx20") == denied() - before > 0, timeout=10)
+        # h1 leaves: h0 forgets it
+        n = len(agents[0].lines)
+        assert agents[1].stop() == 0
+        assert agents[0].saw("agent: ~ bridge vni 20 allow 10.99.0.2 -> none", n), agents[0].lines
+        assert agents[0].saw("agent: - mesh peer 10.99.0.2 vni 40", n), agents[0].lines
+        _, out, _ = ctl(topo, 0, "peer", "show", "--json")
+        assert json.loads(out) == []
+        assert agents[0].stop() == 0
+    finally:
+        topo["files"] = saved
+        unload_all(topo)
