@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from . import config
+from . import config, signals
 from .apply import plan, read_state, run_one
 from .config import Desired
 from .errors import ConfigError
@@ -217,57 +217,6 @@ def _msg(exc) -> str:
     return _describe(exc)[0]
 
 
-def _stopping():
-    try:
-        from .signals import stopping
-    except ImportError:  # a build without signals.py: the agent's own handling
-        return _LocalStopping()
-    return stopping(reload=True)
-
-
-class _LocalStopping:
-    """SIGTERM/SIGINT stop, SIGHUP reloads (used only when signals.py is absent)."""
-
-    def __enter__(self):
-        import signal
-        self.signum, self.hups = None, 0
-        self._ev = threading.Event()
-
-        def handler(signum, frame):
-            if signum == signal.SIGHUP:
-                self.hups += 1
-            else:
-                self.signum = signum
-            self._ev.set()
-        self._saved = {s: signal.signal(s, handler)
-                       for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-        for s, h in self._saved.items():
-            signal.signal(s, h)
-
-    @property
-    def stopped(self):
-        return self.signum is not None
-
-    def wait(self, timeout):
-        import signal
-        self._ev.wait(timeout)
-        self._ev.clear()
-        if self.signum is not None:
-            return self.signum
-        if self.hups:
-            self.hups -= 1
-            return signal.SIGHUP
-        return None
-
-    @contextlib.contextmanager
-    def deferred(self):
-        yield self
-
-
 def run(args, ctx):
     """The ``agent`` command."""
     import signal
@@ -275,7 +224,7 @@ def run(args, ctx):
         raise ConfigError("give the desired state: agent -f FILE")
     agent = Agent(args.file, ctx.pins, netns=args.netns)
     srv = None
-    with _stopping() as stop:
+    with signals.stopping(reload=True) as stop:
         try:
             d = agent.read()  # a bad file at start: exit 2, nothing changed
             agent.log(f"start: {args.file} in namespace {ctx.ns}, reconcile every {args.interval} s")

@@ -33,7 +33,6 @@ from . import abi
 from .config import CLUSTER, BridgeVni, Client, Desired, FnSpec, MeshVni, options_of
 from .errors import BpfnetError, ConfigError, KernelError
 
-C_U32 = abi.c_uint32
 
 
 @dataclass
@@ -70,33 +69,7 @@ class Action:
 
 def _opt_values(fn) -> dict:
     """A loaded function's option values by name (Function.loaded_options)."""
-    get = getattr(fn, "loaded_options", None)
-    if get is not None and getattr(fn, "options", None):
-        return {k: x for k, x in get().items() if x is not None}
-    net, out = fn.net, {}  # a build before the option declaration
-    if fn.name in ("bridge", "mesh"):
-        cfg = fn.cfg()
-        vx = cfg.vxlan_ifindex
-        out["device"] = net.name(vx)
-        if out["device"] is not None:
-            info = net.vxlan_info(vx)
-            link = info.get("IFLA_VXLAN_LINK")
-            out["underlay"] = net.name(link) if link else None
-            out["port"] = info.get("IFLA_VXLAN_PORT")
-        if not abi.ip_is_zero(cfg.local):
-            out["local"] = str(abi.ip_unpack(cfg.local))
-        if fn.name == "bridge":
-            out["group"] = str(abi.ip_unpack(cfg.group))
-            out["ageing"] = cfg.ageing_s
-        else:
-            out["port"] = cfg.dstport
-    elif fn.name == "gateway":
-        out["trunk"] = net.name(fn.cfg().trunk)
-    elif fn.name == "monitor":
-        cfg = fn.cfg()
-        out["dev"] = net.name(cfg.ifindex)
-        out["port"] = cfg.port or abi.MON_DEFAULT_PORT
-    return {k: x for k, x in out.items() if x is not None}
+    return {k: x for k, x in fn.loaded_options().items() if x is not None}
 
 
 def _hook_missing(fn, idx: int, hook: str) -> bool:
@@ -348,7 +321,7 @@ def plan(desired: Desired, current: dict, hosts: dict | None = None) -> list[Act
         cur_children, broken = c.children, c.broken_children
         if not c.loaded:
             for o in opts.values():
-                if getattr(o, "required", False) and o.name not in d.options:
+                if o.required and o.name not in d.options:
                     raise ConfigError(f"{f}: {name}: missing key {o.name!r} "
                                       f"({name} is not loaded here, and a first load needs it)")
             out.append(Action("+", name, "load", f"load {_opt_text(d.options)}".rstrip(),
@@ -363,7 +336,7 @@ def plan(desired: Desired, current: dict, hosts: dict | None = None) -> list[Act
             changed = {}
             given = dict(d.options)
             for o in opts.values():  # in place and not named: back to its default
-                if o.in_place and o.name not in given and getattr(o, "default", None) is not None \
+                if o.in_place and o.name not in given and o.default is not None \
                         and o.name in c.options:
                     given[o.name] = o.default
             for k, want in given.items():

@@ -95,34 +95,7 @@ class _Err(Exception):
 def options_of(fn: str) -> dict:
     """{name: Option} for ``fn``'s load options (Function.options)."""
     from .functions import get
-    opts = getattr(get(fn), "options", None)
-    if not opts:  # a build before the option declaration
-        return _FALLBACK[fn]
-    return {o.name: o for o in opts}
-
-
-@dataclass(frozen=True)
-class _Opt:
-    name: str
-    parse: object
-    in_place: bool
-    required: bool = False
-    default: object = None
-
-
-def _fallback():
-    ifn, ip, port = v.ifname, v.unicast_ip, v.udp_port
-    under, local = _Opt("underlay", ifn, False), _Opt("local", ip, False)
-    port_, dev = _Opt("port", port, False), _Opt("device", ifn, False)
-    t = {"bridge": (under, local, _Opt("group", v.mcast_group, False), port_, dev,
-                    _Opt("ageing", v.seconds, True, default=300)),
-         "mesh": (under, local, port_, dev),
-         "gateway": (_Opt("trunk", ifn, False, True),),
-         "monitor": (_Opt("dev", ifn, False, True), _Opt("port", port, True, default=4789))}
-    return {fn: {o.name: o for o in opts} for fn, opts in t.items()}
-
-
-_FALLBACK = _fallback()
+    return {o.name: o for o in get(fn).options}
 
 
 def _check_type(where: str, value, kinds, what: str):

@@ -138,6 +138,7 @@ class Stopper:
             end = None if timeout is None else time.monotonic() + timeout
             while True:
                 if self.signum is not None:
+                    self._held = False      # this stop is handled: returned
                     return self.signum
                 if self.reloads:
                     self.reloads -= 1

@@ -120,9 +120,10 @@ class Sim:
     def hold(self, say=print, extra: str = "") -> int:
         """``demo --keep``: keeps the simulation up until SIGINT, SIGTERM or
         SIGHUP; returns the signal (the caller's cleanup then removes it)."""
-        say(f"# kept: namespaces {self.prefix}-*, pins {self.pin_root}{extra}; "
-            "Ctrl-C, SIGTERM or SIGHUP removes them")
-        sig = signals.wait()
+        with signals.deferred():  # a signal right after this line is a stop here too
+            say(f"# kept: namespaces {self.prefix}-*, pins {self.pin_root}{extra}; "
+                "Ctrl-C, SIGTERM or SIGHUP removes them")
+            sig = signals.wait()
         say(f"# {signals.signame(sig)}: removing the simulation")
         return sig
 
