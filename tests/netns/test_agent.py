@@ -89,12 +89,12 @@ class Agent:
         for line in self.p.stderr:
             self.lines.append(line.rstrip("\n"))
 
-    def saw(self, line: str, since: int = 0, timeout: float = 30) -> bool:
+    def saw(self, line: str, since: int = 0, timeout: float = 120) -> bool:
         return bool(wait_for(lambda: line in self.lines[since:], timeout=timeout, step=0.1))
 
     def stop(self, sig=signal.SIGTERM) -> int:
         self.p.send_signal(sig)
-        code = self.p.wait(30)
+        code = self.p.wait(120)
         self._t.join(5)
         return code
 
