@@ -41,6 +41,7 @@ GOOD = [
       "port": 4790, "device": "vx0", "ageing": 60}),
     (["load", "mesh", "--local", "fd00:99::1", "--port", "4789", "--device", "vxm"], "_load",
      {"local": IPAddress("fd00:99::1"), "port": 4789, "device": "vxm"}),
+    (["load", "mesh", "--underlay", "eth0"], "_load", {"underlay": "eth0", "local": None}),
     (["load", "gateway", "--trunk", "eth1"], "_load", {"trunk": "eth1"}),
     (["load", "monitor", "--dev", "eth0"], "_load", {"dev": "eth0", "port": None}),
     (["load", "monitor", "--dev", "eth0", "--port", "8472"], "_load", {"port": 8472}),
@@ -61,17 +62,21 @@ GOOD = [
     (["peer", "del", "fd00:99::3", "--vni", "10"], "_peer_del",
      {"remote": IPAddress("fd00:99::3"), "vni": 10}),
     (["peer", "show"], "_peer_show", {"json": False}),
+    (["peer", "show", "--json"], "_peer_show", {"json": True}),
     (["client", "add", "02:00:00:00:10:01", "--worker", "veth-w1"], "_client_add",
      {"mac": EUI("02:00:00:00:10:01"), "worker": "veth-w1"}),
     (["client", "del", "02:00:00:00:10:01"], "_client_del", {"mac": EUI("02:00:00:00:10:01")}),
     (["client", "show", "--json"], "_client_show", {"json": True}),
     (["stats"], "_stats", {"json": False, "watch": None}),
+    (["stats", "--json"], "_stats", {"json": True}),
     (["stats", "--watch", "2", "--out", "/tmp/x", "--count", "3"], "_stats",
      {"watch": 2, "out": "/tmp/x", "count": 3}),
     (["ui"], "_ui", {"metrics_inner": False}),
     (["ui", "--listen", "127.0.0.1:9000", "--metrics-inner"], "_ui", {"metrics_inner": True}),
     (["demo", "bridge"], "_demo", {"name": "bridge", "keep": False}),
     (["demo", "monitor", "--keep"], "_demo", {"name": "monitor", "keep": True}),
+    (["demo", "monitor", "--prefix", "bnx", "--listen", "127.0.0.1:8081"], "_demo",
+     {"prefix": "bnx", "listen": ("127.0.0.1", 8081)}),
     # commands of the agent and the cluster
     (["apply", "-f", "host.toml"], "_apply", {"file": "host.toml", "dry_run": False}),
     (["apply", "-f", "host.toml", "--dry-run", "--json"], "_apply",
@@ -79,8 +84,14 @@ GOOD = [
     (["config", "show"], "_config_show", {"json": False}),
     (["config", "show", "--json"], "_config_show", {"json": True}),
     (["agent", "-f", "host.toml"], "_agent", {"file": "host.toml"}),
+    (["agent", "--metrics", "127.0.0.1:9431", "--interval", "10", "--install-unit", "--dest",
+      "/tmp/u"], "_agent", {"interval": 10, "install_unit": True, "dest": "/tmp/u"}),
     (["cluster", "show"], "_show", {"json": False}),
     (["cluster", "show", "--json"], "_show", {"json": True}),
+    (["cluster", "show", "-f", "h0.toml", "--etcd", "http://10.0.0.250:2379", "--etcd",
+      "http://10.0.0.251:2379", "--cluster", "c1"], "_show",
+     {"file": "h0.toml", "etcd": ["http://10.0.0.250:2379", "http://10.0.0.251:2379"],
+      "cluster": "c1"}),
 ]
 
 # (argv, the exact usage error); what bpfnetctl prints after "bpfnetctl: error: "
@@ -135,10 +146,14 @@ BAD = [
      "argument --listen: invalid listen address '8080': want HOST:PORT"),
     (["demo"], None),    # the list of demos
     (["demo", "router"], None),
+    (["demo", "bridge", "--prefix", "a/b"],
+     "argument --prefix: invalid prefix 'a/b': 1 to 24 letters, digits or _"),
     (["apply"], "the following arguments are required: -f/--file"),
     (["config", "show", "x"], "unrecognized arguments: x"),
     (["agent", "--interval", "0"], "argument --interval: invalid seconds '0': must be 1..1000000"),
+    (["agent", "--metrics", "x"], "argument --metrics: invalid listen address 'x': want HOST:PORT"),
     (["cluster", "show", "x"], "unrecognized arguments: x"),
+    (["cluster", "show", "--etcd"], "argument --etcd: expected one argument"),
 ]
 
 
@@ -209,6 +224,17 @@ def test_every_command_has_good_and_bad_rows(cli):
     every = set(leaves(cli.parser))
     assert every - covered(GOOD) == set()
     assert every - covered(BAD) == set()
+
+
+def test_every_option_is_parsed_in_a_good_row(cli):
+    """Each option of each command (``--json`` included) appears in a good row."""
+    missing = []
+    for path in leaves(cli.parser):
+        p = leaf(cli, list(path))
+        used = {w for r in GOOD if leaf(cli, r[0]) is p for w in r[0]}
+        missing += [(path, a.option_strings[-1]) for a in p._actions
+                    if a.option_strings and a.dest != "help" and not set(a.option_strings) & used]
+    assert missing == []
 
 
 def test_help_is_not_an_error(cli, capsys):
