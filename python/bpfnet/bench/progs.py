@@ -136,33 +136,33 @@ def bridge_cases(objs: Objects, inj) -> list[Case]:
                   {"ifindex": PORT}, TC_ACT_REDIRECT)]
     if inj is not None:
         cases.append(_inject_case(inj, o.prog_fd("bridge_ingress"), "bridge", "bridge_ingress",
-                                  "from a known remote (learned)", from_remote, learned))
+                                  "from a known remote (learned) (+ injector)", from_remote,
+                                  learned))
     return cases
 
 
-def _inject_case(inj, target_fd: int, fn: str, prog: str, what: str, frames, before=None):
+def _inject_case(inj, target_fd: int | None, fn: str, prog: str, what: str, frames, before=None,
+                 expect: int = TC_ACT_REDIRECT):
+    """``prog`` behind the tunnel injector (VNI 10 from REMOTE); with no
+    ``target_fd`` the tail call misses: the injector alone."""
     progs_fd = inj.map_fd("inject_progs")
     cfg = _map(inj, "inject_cfg", U32, InjectCfg)
 
     def setup():
         cfg[U32(0)] = InjectCfg(remote=ip_pack(REMOTE), vni=VNI)
-        libbpf.update(progs_fd, U32(0), ctypes.c_int(target_fd))
+        if target_fd is None:
+            libbpf.delete(progs_fd, U32(0))
+        else:
+            libbpf.update(progs_fd, U32(0), ctypes.c_int(target_fd))
         if before:
             before()
-    return Case(fn, prog, what + " (+ injector)", inj.prog_fd("inject_tunnel"), frames,
-                {"ifindex": PORT}, TC_ACT_REDIRECT, setup)
+    return Case(fn, prog, what, inj.prog_fd("inject_tunnel"), frames, {"ifindex": PORT}, expect,
+                setup)
 
 
 def injector_case(inj) -> Case:
-    progs_fd = inj.map_fd("inject_progs")
-    cfg = _map(inj, "inject_cfg", U32, InjectCfg)
-
-    def setup():
-        cfg[U32(0)] = InjectCfg(remote=ip_pack(REMOTE), vni=VNI)
-        libbpf.delete(progs_fd, U32(0))
-    return Case("test", "inject_tunnel", "injector only (tail call misses)",
-                inj.prog_fd("inject_tunnel"), {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES},
-                {"ifindex": PORT}, 97, setup)
+    return _inject_case(inj, None, "test", "inject_tunnel", "injector only (tail call misses)",
+                        {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES}, expect=97)
 
 
 def mesh_cases(objs: Objects, inj) -> list[Case]:
@@ -178,8 +178,8 @@ def mesh_cases(objs: Objects, inj) -> list[Case]:
                   {"ifindex": PORT}, TC_ACT_REDIRECT)]
     if inj is not None:
         cases.append(_inject_case(inj, o.prog_fd("mesh_ingress"), "mesh", "mesh_ingress",
-                                  "from a known peer", {s: frame(s, dst=MAC_A, src=MAC_B)
-                                                        for s in SIZES}))
+                                  "from a known peer (+ injector)",
+                                  {s: frame(s, dst=MAC_A, src=MAC_B) for s in SIZES}))
     return cases
 
 
