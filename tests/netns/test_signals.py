@@ -2,7 +2,8 @@
 terminal stop them: the real ./bpfnetctl process gets SIGTERM (SIGHUP,
 SIGINT) once it is up, and leaves nothing behind.
 
-- `demo NAME --keep --prefix P` for every demo: once it says "# kept", a
+- `demo NAME --keep --prefix P` for every demo (the cluster's agents and
+  etcd included): once it says "# kept", a
   signal makes it exit 0; no namespace P-* remains, no pin dir
   /sys/fs/bpf/bpfnet-P, and no process is left in the namespaces it had
   (found by their inodes, as `ip netns pids` does).
@@ -30,7 +31,7 @@ import uuid
 
 import pytest
 
-from conftest import BPFNETCTL, need_root, need_tool
+from conftest import BPFNETCTL, need, need_root, need_tool
 
 NETNS_DIR = "/var/run/netns"
 UP_TIMEOUT = 300     # a demo's build and checks on a loaded 2-core machine
@@ -200,11 +201,14 @@ def test_demo_bridge_keep_stopped(demo_prefix, sig):
     keep_and_stop(demo_prefix, "bridge", sig)
 
 
-@pytest.mark.parametrize("name", ["mesh", "gateway", "dhcp"])
+@pytest.mark.parametrize("name", ["mesh", "gateway", "dhcp", "cluster"])
 def test_demo_keep_stopped_by_sigterm(demo_prefix, name):
     if name == "dhcp":
         need_tool("dnsmasq")
         need_tool("dhclient")
+    if name == "cluster":
+        from bpfnet.demos.cluster import ETCD
+        need(os.access(ETCD, os.X_OK), f"needs {ETCD} (Debian's etcd-server)")
     keep_and_stop(demo_prefix, name, signal.SIGTERM)
 
 
