@@ -21,7 +21,7 @@ import sys
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
-from setuptools.command.sdist import sdist
+from setuptools.command.egg_info import egg_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_OBJECTS = ("vlan_tagger",)   # test-side programs a demo needs installed
@@ -78,14 +78,16 @@ class BuildPy(build_py):
         return super().get_outputs(include_bytecode) + list(getattr(self, "_bpf_outputs", []))
 
 
-class Sdist(sdist):
-    """An sdist carries what the wheel's build compiles."""
+class EggInfo(egg_info):
+    """The file list (what an sdist carries) has what the wheel's build
+    compiles: the sources, their headers and the flag list."""
 
-    def add_defaults(self):
-        super().add_defaults()
-        self.filelist.extend([src for src, _ in bpf_sources()])
-        self.filelist.extend(glob.glob("bpf/lib/*.h") + glob.glob("include/*.h")
-                             + [os.path.join(".ci", "bpf-cflags")])
+    def find_sources(self):
+        super().find_sources()
+        for pattern in ("bpf/*.bpf.c", "bpf/lib/*.h", "include/*.h", ".ci/bpf-cflags"):
+            self.filelist.extend(sorted(glob.glob(pattern)))
+        self.filelist.extend(src for src, _ in bpf_sources())
+        self.filelist.remove_duplicates()
 
 
-setup(cmdclass={"build_py": BuildPy, "sdist": Sdist})
+setup(cmdclass={"build_py": BuildPy, "egg_info": EggInfo})
