@@ -16,6 +16,17 @@ is loaded with changes nothing; another value is applied in place if
 holds the value: the base reads it back (zero reads as ``default``) and, for
 an in-place option, writes it. Options held elsewhere (a device's name, the
 VXLAN device's port) are read by the function's ``option_values()``.
+
+Adding an option is one line in the function's ``options``; the CLI's
+``--encap``, the config key, ``loaded_options()`` and the second-load rule
+follow from it, and ``setup`` finds the value in ``values["encap"]``:
+
+    Option("encap", choice("native", "device"), in_place=False, default="native",
+           cfg_field="encap", metavar="native|device", help="how frames are encapsulated")
+
+(a choice is stored in its cfg field by index; a value kept elsewhere, such
+as a flag bit, is read in ``option_values()`` and, in place, written in
+``apply_option()``).
 """
 from __future__ import annotations
 
