@@ -1,5 +1,5 @@
 """python -m bpfnet.bench [--out DIR] [--quick] [--rounds N] [--seconds S]
-                         [--only datapath,progs,control] [--variants a,b]
+                         [--only datapath,progs,control,cluster] [--variants a,b]
                          [--render bench.json]
 
 Writes DIR/bench.md and DIR/bench.json and prints the table. Needs root,
@@ -18,7 +18,7 @@ import uuid
 
 from . import report
 
-SECTIONS = ("datapath", "progs", "control")
+SECTIONS = ("datapath", "progs", "control", "cluster")
 
 
 def parse(argv):
@@ -97,6 +97,10 @@ def main(argv=None) -> int:
                                 json_max=100_000, pyroute2_full=10_000,
                                 pyroute2_once=args.pyroute2_once)
         data["control"] = cp
+    if "cluster" in args.only:  # bench/cluster.py: agents and etcd
+        from . import cluster
+        log("cluster: agents with peers from etcd, join/leave convergence")
+        data["cluster"] = cluster.run(args.quick, log)
     data["elapsed_s"] = time.monotonic() - t0
     data["cpu_busy"] = cpu.busy()
     data["loadavg_end"] = list(os.getloadavg())

@@ -281,6 +281,8 @@ def targets(data: dict) -> list[dict]:
             out.append({"target": f"{what}: >= 20x {label}",
                         "measured": None if r is None else f"{r:.1f}x{ex}",
                         "met": r is not None and r >= 20})
+    from . import cluster  # bench/cluster.py checks its own goal
+    out += cluster.targets(data)
     return out
 
 
@@ -299,6 +301,9 @@ def markdown(data: dict) -> str:
         out += md_progs(data["progs"])
     if "control" in data:
         out += md_control(data["control"])
+    if "cluster" in data:  # bench/cluster.py renders its own section
+        from . import cluster
+        out += cluster.markdown(data["cluster"])
     t = data.get("targets") or []
     if t:
         out += ["## Targets", "",

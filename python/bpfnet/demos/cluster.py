@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from . import answered, finish
@@ -143,6 +144,7 @@ class Hosts:
         self.tenants: dict[tuple, str] = {}
         self.agents: dict[int, subprocess.Popen] = {}
         self.logs: dict[int, str] = {}
+        self.lines: dict[int, list] = {}
 
     def add(self, i: int) -> str:
         sim = self.sim
@@ -165,14 +167,37 @@ class Hosts:
                 "agent", "-f", self.file(i), *extra]
 
     def start(self, i: int, extra=()) -> subprocess.Popen:
-        """``bpfnetctl --netns hN agent -f hN.toml [extra]``; stderr to a log."""
+        """``bpfnetctl --netns hN agent -f hN.toml [extra]``. Its log lines
+        are kept with the time each arrived (``lines[i]``) and written to
+        ``logs[i]``."""
         self.logs[i] = os.path.join(self.dir, f"h{i}.log")
-        with open(self.logs[i], "a") as log:
-            p = subprocess.Popen(self.argv(i, extra), stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        p = subprocess.Popen(self.argv(i, extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
         self.sim.procs.append(p)
         self.agents[i] = p
+        lines = self.lines.setdefault(i, [])
+        threading.Thread(target=self._read, args=(p, self.logs[i], lines), daemon=True).start()
         return p
+
+    @staticmethod
+    def _read(p, path: str, lines: list) -> None:
+        with open(path, "a") as log:
+            for line in p.stdout:
+                lines.append((time.monotonic(), line.rstrip("\n")))
+                log.write(line)
+                log.flush()
+
+    def logged(self, i: int, text: str, after: float, timeout: float = 30) -> float | None:
+        """When host i's agent logged a line containing ``text`` (after
+        ``after``, monotonic), waiting up to ``timeout``; None if it did not."""
+        end = time.monotonic() + timeout
+        while True:
+            for t, line in list(self.lines.get(i, ())):
+                if t >= after and text in line:
+                    return t
+            if time.monotonic() > end:
+                return None
+            time.sleep(0.01)
 
     def stop(self, i: int, sig: int = signal.SIGTERM, wait: float = 15) -> None:
         p = self.agents.pop(i)
