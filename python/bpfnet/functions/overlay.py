@@ -5,6 +5,13 @@ tenant-facing port.
     class Bridge(Overlay):
         cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, BR_CFG_F_VXLAN_CREATED
         ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
+        options = (UNDERLAY, LOCAL, GROUP, PORT, DEVICE, AGEING)   # programs follow from the two names
+        def make_cfg(self, vx, flags, values): ...                  # the function's cfg
+        def teardown_entries(self): ...                              # its VNIs (peers) and their ports
+
+Load, upgrade (every hook again: the ingress and each port in ``ports_map``),
+recovery of a killed first load and unload are this class's steps of the
+lifecycle in base.Function.
 
 The cfg struct of each function starts with ``vxlan_ifindex`` and ``flags``
 (``created_flag`` set when bpfnet made the device), which is all this class
