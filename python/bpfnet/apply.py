@@ -76,66 +76,67 @@ def _hook_missing(fn, idx: int, hook: str) -> bool:
     return fn.attached(idx, hook)["program"] is None
 
 
-def _read_bridge(fn, cur: Current) -> None:
-    net = fn.net
+def _overlay_broken(fn) -> str | None:
+    """Why a bridge or mesh must be loaded again (its VXLAN device or its
+    ingress program gone), or None."""
     vx = fn.cfg().vxlan_ifindex
-    if net.name(vx) is None:
-        cur.broken = "its VXLAN device is gone"
-        return
+    name = fn.net.name(vx)
+    if name is None:
+        return "its VXLAN device is gone"
     if _hook_missing(fn, vx, "ingress"):
-        cur.broken = f"bridge_ingress is not on {net.name(vx)}"
+        return f"{fn.ingress_prog} is not on {name}"
+    return None
+
+
+def _port_broken(fn, port: int, label: str, bridge: int) -> str | None:
+    """Why a VNI's or a peer's port must be made again (``label``: its
+    name, for when it is gone), or None."""
+    net = fn.net
+    name = net.name(port) if port else None
+    br = net.name(bridge) if bridge else None
+    if not port:
+        return "it was left half made"
+    if name is None:
+        return f"port {label} is gone"
+    if br is None:
+        return "its bridge is gone"
+    if net.master(port) != bridge:
+        return f"{name} is not in {br}"
+    if _hook_missing(fn, port, "egress"):
+        return f"{fn.egress_prog} is not on {name}"
+    return None
+
+
+def _read_bridge(fn, cur: Current) -> None:
+    cur.broken = _overlay_broken(fn)
+    if cur.broken:
         return
+    net = fn.net
     allow: dict[int, list] = {}
     for k in fn.map("br_allow"):
         allow.setdefault(k.vni, []).append(abi.ip_unpack(k.remote))
     for k, val in fn.map("br_vni").items():
         vni = k.value
-        port, br = net.name(val.port) if val.port else None, net.name(val.bridge) if val.bridge else None
         restricted = val.flags & abi.BR_VNI_F_ALLOW_LIST
-        cur.children[vni] = BridgeVni(vni, br, abi.ip_unpack(val.group),
+        cur.children[vni] = BridgeVni(vni, net.name(val.bridge) if val.bridge else None,
+                                      abi.ip_unpack(val.group),
                                       tuple(sorted(allow.get(vni, []))) if restricted else None)
-        why = None
-        if not val.port:
-            why = "it was left half made"
-        elif port is None:
-            why = f"port bnp{vni} is gone"
-        elif br is None:
-            why = "its bridge is gone"
-        elif net.master(val.port) != val.bridge:
-            why = f"{port} is not in {br}"
-        elif _hook_missing(fn, val.port, "egress"):
-            why = f"bridge_egress is not on {port}"
+        why = _port_broken(fn, val.port, f"bnp{vni}", val.bridge)
         if why:
             cur.broken_children[vni] = why
 
 
 def _read_mesh(fn, cur: Current) -> None:
+    cur.broken = _overlay_broken(fn)
+    if cur.broken:
+        return
     net = fn.net
-    vx = fn.cfg().vxlan_ifindex
-    if net.name(vx) is None:
-        cur.broken = "its VXLAN device is gone"
-        return
-    if _hook_missing(fn, vx, "ingress"):
-        cur.broken = f"mesh_ingress is not on {net.name(vx)}"
-        return
     bridges = {k.value: v.bridge for k, v in fn.map("mesh_vnis").items()}
     peers: dict[int, list] = {}
     for k, val in fn.map("mesh_peers").items():
         remote = abi.ip_unpack(k.remote)
         peers.setdefault(k.vni, []).append(remote)
-        br = bridges.get(k.vni, 0)
-        port = net.name(val.port) if val.port else None
-        why = None
-        if not val.port:
-            why = "it was left half made"
-        elif port is None:
-            why = f"port bmp{val.id} is gone"
-        elif not br or net.name(br) is None:
-            why = "its bridge is gone"
-        elif net.master(val.port) != br:
-            why = f"{port} is not in {net.name(br)}"
-        elif _hook_missing(fn, val.port, "egress"):
-            why = f"mesh_egress is not on {port}"
+        why = _port_broken(fn, val.port, f"bmp{val.id}", bridges.get(k.vni, 0))
         if why:
             cur.broken_children[(k.vni, remote)] = why
     for vni, remotes in peers.items():

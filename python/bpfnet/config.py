@@ -161,41 +161,38 @@ def _ip_list(where: str, value) -> tuple:
     return tuple(out)
 
 
-def _bridge_vnis(items, where: str) -> dict:
+def _vnis(items, where: str, keys: tuple, make) -> dict:
+    """A bridge's or a mesh's ``vnis``: each VNI and each bridge once;
+    ``make(vni, bridge, table, key)`` reads the rest of an item."""
     out, bridges = {}, {}
     _check_type(where, items, list, "an array of tables")
     for i, t in enumerate(items):
         w = f"{where}[{i}]"
-        _table(w, t, ("vni", "bridge", "group", "allow"), ("vni", "bridge"))
+        _table(w, t, ("vni", "bridge") + keys, ("vni", "bridge"))
         vni = _int_in(f"{w}.vni", t["vni"], 1, v.VNI_MAX)
         br = _str(f"{w}.bridge", t["bridge"], v.ifname)
-        group = _str(f"{w}.group", t["group"], v.mcast_group) if "group" in t else None
-        allow = _ip_list(f"{w}.allow", t["allow"]) if "allow" in t else None
+        item = make(vni, br, t, w)
         if vni in out:
             raise _Err(f"{w}.vni", f"VNI {vni} is listed twice")
         if br in bridges:
             raise _Err(f"{w}.bridge", f"bridge {br} already carries VNI {bridges[br]}: one bridge per VNI")
         bridges[br] = vni
-        out[vni] = BridgeVni(vni, br, group, allow, w)
+        out[vni] = item
     return out
+
+
+def _bridge_vnis(items, where: str) -> dict:
+    def make(vni, br, t, w):
+        group = _str(f"{w}.group", t["group"], v.mcast_group) if "group" in t else None
+        allow = _ip_list(f"{w}.allow", t["allow"]) if "allow" in t else None
+        return BridgeVni(vni, br, group, allow, w)
+    return _vnis(items, where, ("group", "allow"), make)
 
 
 def _mesh_vnis(items, where: str) -> dict:
-    out, bridges = {}, {}
-    _check_type(where, items, list, "an array of tables")
-    for i, t in enumerate(items):
-        w = f"{where}[{i}]"
-        _table(w, t, ("vni", "bridge", "peers"), ("vni", "bridge"))
-        vni = _int_in(f"{w}.vni", t["vni"], 1, v.VNI_MAX)
-        br = _str(f"{w}.bridge", t["bridge"], v.ifname)
-        peers = _ip_list(f"{w}.peers", t.get("peers", []))
-        if vni in out:
-            raise _Err(f"{w}.vni", f"VNI {vni} is listed twice")
-        if br in bridges:
-            raise _Err(f"{w}.bridge", f"bridge {br} already carries VNI {bridges[br]}: one bridge per VNI")
-        bridges[br] = vni
-        out[vni] = MeshVni(vni, br, peers, w)
-    return out
+    def make(vni, br, t, w):
+        return MeshVni(vni, br, _ip_list(f"{w}.peers", t.get("peers", [])), w)
+    return _vnis(items, where, ("peers",), make)
 
 
 def _clients(items, where: str) -> dict:

@@ -21,6 +21,8 @@ import urllib.request
 import pytest
 
 from conftest import BPFNETCTL, built, need_tool, run_cli, snapshot
+import pair
+from pair import ctl, pings, tenant
 
 from bpfnet.sim import wait_for
 
@@ -51,23 +53,8 @@ def text(i):
 
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory):
-    def build(sim):
-        sim.fabric()
-        hosts = []
-        for i in range(2):
-            h = sim.host(f"h{i}", f"10.99.0.{i + 1}/24")
-            sim.quiet(h, everything=False)
-            hosts.append(h)
-            for vni in (10, 30):
-                sim.tenant(h, f"h{i}t{vni}", f"192.168.{vni}.{i + 1}/24", f"br{vni}",
-                           mac=f"02:00:00:{vni:02x}:00:{i + 1:02x}", mtu=1450)
-        d = tmp_path_factory.mktemp("agent")
-        files = []
-        for i in range(2):
-            (d / f"h{i}.toml").write_text(text(i))
-            files.append(str(d / f"h{i}.toml"))
-        return {"hosts": hosts, "files": files, "dir": d}
-    yield from built("tg", build)
+    yield from built("tg", lambda sim: pair.build(
+        sim, {f"h{i}.toml": text(i) for i in range(2)}, tmp_path_factory.mktemp("agent")))
 
 
 class Agent:
@@ -97,23 +84,6 @@ class Agent:
         code = self.p.wait(120)
         self._t.join(5)
         return code
-
-
-def ctl(topo, i, *argv):
-    return topo["sim"].bpfnetctl(*argv, netns_=topo["hosts"][i], check=False)
-
-
-def tenant(topo, i, vni):
-    return f"{topo['sim'].prefix}-h{i}t{vni}"
-
-
-def pings(topo):
-    sim = topo["sim"]
-    got = {}
-    for vni in (10, 30):
-        sim.ping_until(tenant(topo, 0, vni), f"192.168.{vni}.2", tries=10)
-        got[vni] = sim.ping(tenant(topo, 0, vni), f"192.168.{vni}.2", count=3)
-    return got
 
 
 def unload_all(topo):

@@ -16,6 +16,8 @@ import json
 import pytest
 
 from conftest import built, run_cli, snapshot
+import pair
+from pair import ctl, pings
 
 H0 = """\
 [host]
@@ -66,28 +68,12 @@ H0_PLAN = [
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory):
     def build(sim):
-        sim.fabric()
-        hosts = []
-        for i in range(2):
-            h = sim.host(f"h{i}", f"10.99.0.{i + 1}/24")
-            sim.quiet(h, everything=False)
-            hosts.append(h)
-            for vni in (10, 30):
-                sim.tenant(h, f"h{i}t{vni}", f"192.168.{vni}.{i + 1}/24", f"br{vni}",
-                           mac=f"02:00:00:{vni:02x}:00:{i + 1:02x}", mtu=1450)
-        sim.veth(hosts[0], "gwt0", hosts[0], "gwt1")   # the gateway's trunk, as a user makes it
-        sim.veth(hosts[0], "gww0", hosts[0], "gww1")   # a worker's port
-        d = tmp_path_factory.mktemp("apply")
-        files = []
-        for name, text in (("h0.toml", H0), ("h1.toml", H1)):
-            (d / name).write_text(text)
-            files.append(str(d / name))
-        return {"hosts": hosts, "files": files, "dir": d}
+        t = pair.build(sim, {"h0.toml": H0, "h1.toml": H1}, tmp_path_factory.mktemp("apply"))
+        h0 = t["hosts"][0]
+        sim.veth(h0, "gwt0", h0, "gwt1")   # the gateway's trunk, as a user makes it
+        sim.veth(h0, "gww0", h0, "gww1")   # a worker's port
+        return t
     yield from built("ta", build)
-
-
-def ctl(topo, host, *argv):
-    return topo["sim"].bpfnetctl(*argv, netns_=topo["hosts"][host], check=False)
 
 
 def write(topo, name, text):
@@ -100,19 +86,6 @@ def apply_ok(topo, host, path, *extra):
     code, out, err = ctl(topo, host, "apply", "-f", path, *extra)
     assert (code, err) == (0, ""), err
     return out.splitlines()
-
-
-def tenant(topo, host, vni):
-    return f"{topo['sim'].prefix}-h{host}t{vni}"
-
-
-def pings(topo):
-    sim = topo["sim"]
-    got = {}
-    for vni in (10, 30):
-        sim.ping_until(tenant(topo, 0, vni), f"192.168.{vni}.2", tries=5)
-        got[vni] = sim.ping(tenant(topo, 0, vni), f"192.168.{vni}.2", count=3)
-    return got
 
 
 def test_apply_converges_a_host_and_a_second_apply_changes_nothing(topo):
