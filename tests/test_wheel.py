@@ -151,3 +151,28 @@ def test_build_without_clang_fails_in_one_line(installed):
     # pip indents the backend's output
     assert line in [ln.strip() for ln in (r.stdout + r.stderr).splitlines()], r.stdout + r.stderr
     assert not glob.glob(os.path.join(installed["tmp"], "nc", "*.whl"))
+
+
+def test_sdist_builds_a_wheel_with_the_objects(installed):
+    """An sdist (what `python -m build` makes first) carries the sources, so
+    the wheel built from it has the objects too."""
+    import tarfile
+    py = os.path.join(installed["bin"], "python")
+    out = os.path.join(installed["tmp"], "sdist")
+    r = sh([py, "setup.py", "-q", "sdist", "-d", out], cwd=installed["src"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    (sdist,) = glob.glob(os.path.join(out, "bpfnet-*.tar.gz"))
+    with tarfile.open(sdist) as t:
+        t.extractall(out)
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    assert {"bpf/bridge.bpf.c", "bpf/lib/common.h", "include/vmlinux.h", ".ci/bpf-cflags",
+            "tests/progs/vlan_tagger.bpf.c", "setup.py"} <= names
+    (tree,) = [d for d in glob.glob(os.path.join(out, "bpfnet-*")) if os.path.isdir(d)]
+    r = sh(installed["pip"] + ["wheel", "--no-deps", "-w", os.path.join(out, "dist"), tree],
+           cwd=installed["tmp"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    (whl,) = glob.glob(os.path.join(out, "dist", "bpfnet-*.whl"))
+    with zipfile.ZipFile(whl) as z:
+        objects = sorted(n for n in z.namelist() if n.endswith(".bpf.o"))
+    with zipfile.ZipFile(installed["wheel"]) as z:
+        assert objects == sorted(n for n in z.namelist() if n.endswith(".bpf.o"))

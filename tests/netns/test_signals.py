@@ -13,6 +13,8 @@ SIGINT) once it is up, and leaves nothing behind.
   answers, "ui: stopped (SIG...)", the port closed.
 - `stats --watch 1 --out DIR`: exit 0, both files complete JSON (the flows
   of a VXLAN ping), nothing else in DIR.
+- bpfnet.signals itself, in this process (no root): where a signal raises,
+  where it returns, deferred sections, a second signal, reload mode.
 """
 from __future__ import annotations
 
@@ -320,3 +322,59 @@ def test_stats_watch_stopped(monitored, tmp_path, sig):
     pings = [r for r in totals if (r["inner_sip"], r["inner_dip"]) == ("192.168.96.1", "192.168.96.2")]
     assert [(r["vni"], r["tx_pkts"], r["rx_pkts"]) for r in pings] == [(42, 3, 3)], totals
     assert isinstance(json.loads((out_dir / "tunnel-delta.json").read_text()), list)
+
+
+# --- bpfnet.signals in this process (pytest runs tests in the main thread) ---
+
+def kill_self_later(sig, after: float = 0.1):
+    t = threading.Timer(after, os.kill, (os.getpid(), sig))
+    t.start()
+    return t
+
+
+def test_stopping_raises_where_working_and_restores_handlers():
+    from bpfnet import signals
+    before = {s: signal.getsignal(s) for s in signals.SIGNALS}
+    with signals.stopping() as stop:
+        with pytest.raises(signals.Stopped) as e:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert (e.value.signum, stop.name, str(e.value)) == (signal.SIGTERM, "SIGTERM",
+                                                             "stopped by SIGTERM")
+        assert isinstance(e.value, KeyboardInterrupt)
+        os.kill(os.getpid(), signal.SIGINT)  # a second one: ignored, the cleanup goes on
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGTERM
+    assert {s: signal.getsignal(s) for s in signals.SIGNALS} == before
+    assert signals.active() is None
+
+
+def test_wait_returns_the_signal_or_none():
+    from bpfnet import signals
+    with signals.stopping() as stop:
+        assert stop.wait(0.05) is None
+        kill_self_later(signal.SIGHUP)
+        assert stop.wait(30) == signal.SIGHUP and stop.stopped
+        assert stop.wait(0) == signal.SIGHUP   # stays stopped
+
+
+def test_deferred_section_raises_at_its_end():
+    from bpfnet import signals
+    done = []
+    with signals.stopping():
+        with pytest.raises(signals.Stopped):
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                done.append("section")
+    assert done == ["section"]
+
+
+def test_reload_mode_sighup_wakes_wait_without_stopping():
+    from bpfnet import signals
+    with signals.stopping(reload=True) as stop:
+        kill_self_later(signal.SIGHUP)
+        assert stop.wait(30) == signal.SIGHUP and not stop.stopped
+        assert stop.wait(0.05) is None
+        kill_self_later(signal.SIGTERM)
+        assert stop.wait(30) == signal.SIGTERM and stop.stopped
