@@ -24,7 +24,7 @@ import tempfile
 
 from netaddr import IPAddress, IPNetwork
 
-from . import finish, mesh
+from . import answered, finish, mesh
 from ..sim import Sim, wait_for
 
 VNI = 10
