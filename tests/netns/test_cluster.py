@@ -81,6 +81,12 @@ def test_members_see_each_other_exact_records(sim, etcd):
         "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S"]
     assert out.splitlines()[3].split()[:5] == ["h2", "10.99.0.3", "4790", "-", "10"]
 
+    # a dead first endpoint: the next session goes to the next one
+    m3 = Member(sim, ns[0], "h3", "http://10.99.0.77:2379," + etcd.url, vtep(3))
+    ev = m3.wait(lambda hs: set(hs) == {"h0", "h1", "h2", "h3"}, timeout=20)
+    assert ev["health"]["errors"] >= 1 and "10.99.0.77" in ev["health"]["last_error"]
+    m3.stop()
+
     # a clean stop revokes the lease: the others see h1 leave at once
     ms[1].stop()
     for m in (ms[0], ms[2]):

@@ -143,3 +143,31 @@ def test_dead_host_vanishes_everywhere_within_ttl_plus_1s(sim, etcd):
     print(f"dead host's peers gone from every host after {time.monotonic() - t0:.2f} s "
           f"(ttl {ttl} s)")
     assert time.monotonic() - t0 <= ttl + 1
+
+
+def test_new_vni_in_file_republished_and_followed(sim, etcd):
+    """SIGHUP after a VNI is added to two hosts' files: their records in etcd
+    say so (Membership.update) and exactly those two peer on the new VNI."""
+    import json
+
+    from conftest import run_cli
+
+    from bpfnet.demos.cluster import config, underlay_ip
+    hs = mesh(sim, etcd, 3)
+    for i in (0, 1):
+        with open(hs.file(i), "w") as f:
+            f.write(config(i, etcd.url, hs.ttl, vnis=(10, 20), cluster="test"))
+        hs.agents[i].send_signal(signal.SIGHUP)
+    ip = [underlay_ip(i) for i in range(3)]
+    want = {0: {(10, ip[1]), (10, ip[2]), (20, ip[1])},
+            1: {(10, ip[0]), (10, ip[2]), (20, ip[0])},
+            2: {(10, ip[0]), (10, ip[1])}}
+    end = time.monotonic() + 20
+    while time.monotonic() < end and any(hs.peers(i) != want[i] for i in range(3)):
+        time.sleep(0.1)
+    assert {i: hs.peers(i) for i in range(3)} == want, hs.log(0)
+    code, out, err = run_cli(sim, hs.ns[2], "cluster", "show", "--json", "--etcd", etcd.url,
+                             "--cluster", "test")
+    assert code == 0, err
+    assert {r["host"]: r["mesh_vnis"] for r in json.loads(out)} == {
+        "h0": [10, 20], "h1": [10, 20], "h2": [10]}
