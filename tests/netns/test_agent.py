@@ -253,6 +253,10 @@ def test_install_unit_writes_the_unit_with_this_bpfnetctl(topo, tmp_path):
                  "ExecReload=/bin/kill -HUP $MAINPID", "WantedBy=multi-user.target"):
         assert want in lines
     assert oct(os.stat(unit).st_mode & 0o777) == "0o644"
+    need_tool("systemd-analyze")  # systemd's own check of the unit, ExecStart's binary included
+    check = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+                           timeout=60)
+    assert (check.returncode, check.stderr) == (0, "")
     code, _, err = run_cli(topo["sim"], None, "agent", "--install-unit", "--dest", str(tmp_path / "no"))
     assert (code, err.strip()) == (2, f"bpfnetctl: error: agent: --dest {tmp_path}/no: no such directory")
 
