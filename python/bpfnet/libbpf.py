@@ -1,7 +1,8 @@
 """Thin ctypes binding to the system libbpf (libbpf.so.1, 1.1.x and later).
 
-With :mod:`bpfnet.libc`, the only module that calls ``ctypes.CDLL``. It knows nothing of bridges, VNIs
-or VLANs: it takes and returns ctypes objects, bytes and file descriptors.
+With :mod:`bpfnet.libc`, the only module that calls ``ctypes.CDLL``. It knows
+nothing of bridges, VNIs or VLANs: it takes and returns ctypes objects, bytes
+and file descriptors.
 
     with BpfObject.open("build/bpf/bridge.bpf.o", pin_root="/sys/fs/bpf/x") as obj:
         obj.load()

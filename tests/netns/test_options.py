@@ -110,7 +110,8 @@ def test_bridge(h0):
     # the same values: nothing changed, new programs
     same = ["--underlay", "eth0", "--group", "239.1.1.1", "--port", "4789", "--device", "vxlan0",
             "--ageing", "300"]
-    st = check_upgrade_takes(sim, h, "bridge", same, "bridge: upgraded on vxlan0; nothing changed", ids)
+    st = check_upgrade_takes(sim, h, "bridge", same, "bridge: upgraded on vxlan0; nothing changed",
+                             ids)
     # in place: the ageing time
     check_upgrade_takes(sim, h, "bridge", ["--ageing", "60"],
                         "bridge: upgraded on vxlan0; ageing 300 -> 60", prog_ids(st))
@@ -137,7 +138,7 @@ def test_bridge(h0):
 
 def test_bridge_with_local_shows_it(h0):
     sim, h = h0
-    assert ctl(sim, h, "load", "bridge", "--local", "10.98.0.1")[0] == 0  # underlay: eth1, by --local
+    assert ctl(sim, h, "load", "bridge", "--local", "10.98.0.1")[0] == 0  # underlay eth1: --local's
     assert status(sim, h, "bridge")["local"] == "10.98.0.1"
     assert loaded_options(sim, h, "bridge")["local"] == "10.98.0.1"
     assert ctl(sim, h, "load", "bridge", "--local", "10.98.0.1")[1] == \
@@ -212,8 +213,10 @@ def test_monitor(h0):
     assert [r["vni"] for r in json.loads(ctl(sim, h, "stats", "--json")[1])] == [10]
     check_refusals(sim, h, "monitor", [
         (["--dev", "eth1"], refused("monitor", "dev", "dev eth0")),
-        (["--dev", "nosuchdev0"], "bpfnetctl: error: load monitor: device 'nosuchdev0' does not exist\n"),
-        (["--port", "0"], "bpfnetctl: error: argument --port: invalid port '0': must be 1..65535\n"),
+        (["--dev", "nosuchdev0"],
+         "bpfnetctl: error: load monitor: device 'nosuchdev0' does not exist\n"),
+        (["--port", "0"],
+         "bpfnetctl: error: argument --port: invalid port '0': must be 1..65535\n"),
     ])
     assert ctl(sim, h, "load", "monitor", "--port", "8472")[1] == \
         "monitor: upgraded on eth0 (VXLAN port 8472); nothing changed\n"

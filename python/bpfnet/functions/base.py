@@ -4,8 +4,8 @@ unload.
 
     fn = Bridge(PinDir("/sys/fs/bpf/bpfnet", "host"))
     with fn.pins.locked():
-        fn.load(underlay="eth0")          # {"upgraded": False, "changed": {}, ...}
-        fn.load(ageing=60)                # {"upgraded": True, "changed": {"ageing": [300, 60]}, ...}
+        fn.load(underlay="eth0")  # {"upgraded": False, "changed": {}, ...}
+        fn.load(ageing=60)        # {"upgraded": True, "changed": {"ageing": [300, 60]}, ...}
 
 A function's maps and programs are pinned in ``<root>/<ns>/<function>/``.
 Loading opens the object with that directory as libbpf's pin root, so maps

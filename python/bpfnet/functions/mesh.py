@@ -41,7 +41,8 @@ class Mesh(Overlay):
     name = "mesh"
     cfg_map, cfg_type, created_flag = "mesh_cfg", MeshCfg, abi.MESH_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "mesh_ingress", "mesh_egress", "mesh_ports"
-    options = (UNDERLAY, replace(LOCAL, help="local VTEP address, IPv4 or IPv6 (default: routing picks)"),
+    options = (UNDERLAY,
+               replace(LOCAL, help="local VTEP address, IPv4 or IPv6 (default: routing picks)"),
                PORT, DEVICE)
     maps = {
         "mesh_cfg": (C_U32, MeshCfg),

@@ -133,9 +133,10 @@ def describe_changes(changed: dict) -> str:
 
 # --- shared by the bridge and the mesh ------------------------------------------
 UNDERLAY = Option("underlay", text(validate.ifname), in_place=False, metavar="DEV",
-                  help="underlay device (default: the device holding --local, else the default route's)")
-LOCAL = Option("local", text(validate.unicast_ip), in_place=False, metavar="IP",
-               cfg_field="local", help="local VTEP address (default: the underlay's, routing picks)")
+                  help="underlay device (default: the device holding --local, "
+                       "else the default route's)")
+LOCAL = Option("local", text(validate.unicast_ip), in_place=False, metavar="IP", cfg_field="local",
+               help="local VTEP address (default: the underlay's, routing picks)")
 PORT = Option("port", text(validate.udp_port), in_place=False, metavar="PORT", default=4789,
               help="VXLAN UDP port (default 4789)")
 DEVICE = Option("device", text(validate.ifname), in_place=False, metavar="NAME",

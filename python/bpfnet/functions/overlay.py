@@ -5,9 +5,9 @@ tenant-facing port.
     class Bridge(Overlay):
         cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, BR_CFG_F_VXLAN_CREATED
         ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
-        options = (UNDERLAY, LOCAL, GROUP, PORT, DEVICE, AGEING)   # programs follow from the two names
-        def make_cfg(self, vx, flags, values): ...                  # the function's cfg
-        def teardown_entries(self): ...                              # its VNIs (peers) and their ports
+        options = (UNDERLAY, LOCAL, GROUP, PORT, DEVICE, AGEING)  # programs: from the two names
+        def make_cfg(self, vx, flags, values): ...                 # the function's cfg
+        def teardown_entries(self): ...                             # its VNIs (peers) and ports
 
 Load, upgrade (every hook again: the ingress and each port in ``ports_map``),
 recovery of a killed first load and unload are this class's steps of the
