@@ -198,6 +198,8 @@ class Membership:
         self._main: asyncio.Task | None = None
         self._dirty: asyncio.Event | None = None
         self._revoke = True
+        self._stop_req = False
+        self._cluster_id = 0        # etcd's, from the last response header
         # on_change delivery: latest view only
         self._cb_cond = threading.Condition()
         self._cb_view: dict | None = None
@@ -237,6 +239,7 @@ class Membership:
         """Stops; with ``revoke`` (default) revokes the lease first, so the
         host leaves at once instead of after its TTL."""
         self._revoke = revoke
+        self._stop_req = True  # before reading _main: the thread checks it after setting it
         loop, main = self._loop, self._main
         if loop is not None and main is not None:
             loop.call_soon_threadsafe(main.cancel)
@@ -276,6 +279,8 @@ class Membership:
         self._loop = loop
         try:
             self._main = loop.create_task(self._run())
+            if self._stop_req:
+                self._main.cancel()
             loop.run_until_complete(self._main)
         except asyncio.CancelledError:
             pass
@@ -422,6 +427,14 @@ class Membership:
         self._dirty.clear()
         r = await c.put(self.key, value, lease=self._lease)
         self._touch()
+        h = r.header
+        if self._revision and (h.cluster_id != self._cluster_id or h.revision <= self._revision):
+            # another etcd cluster, or this one lost its data: our revision means nothing
+            log.warning("cluster: etcd cluster %x at revision %d (was %x at %d): full re-list",
+                        h.cluster_id, h.revision, self._cluster_id, self._revision)
+            with self._lock:
+                self._revision = 0
+        self._cluster_id = h.cluster_id
         return r
 
     async def _register(self, c) -> None:

@@ -264,3 +264,25 @@ c.stop()
                      f"refused cluster: gRPC runs in network namespace net:[{ino0}] in this "
                      f"process; a Membership in net:[{ino1}] would reach etcd from there",
                      "after stop True"], (r.stdout, r.stderr[-2000:])
+
+
+def test_etcd_wiped_members_register_again_and_relist(sim, etcd):
+    """etcd comes back empty (its data lost): revisions start again from 1, so
+    a resumed watch would wait for the future; the members see the reset,
+    register under new leases and list afresh."""
+    import shutil
+    ns = hosts(sim, 2)
+    m0, m1 = member(sim, etcd, ns[0], 0), member(sim, etcd, ns[1], 1)
+    for m in (m0, m1):
+        m.wait(names({"h0", "h1"}))
+    etcd.admin("put", "/other/key", "x")  # our revision is now ahead of a fresh etcd's
+    etcd.stop()
+    shutil.rmtree(os.path.join(etcd.dir, "data"))
+    etcd.start()
+    for m in (m0, m1):
+        m.wait(lambda h: h["connected"] is True, timeout=10, kind="health")
+    m2 = member(sim, etcd, ns[0], 2)
+    for m in (m0, m1, m2):
+        m.wait(names({"h0", "h1", "h2"}), timeout=10)
+    for m in (m0, m1):
+        assert m.state()["health"]["relists"] == 2
