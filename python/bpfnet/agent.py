@@ -222,6 +222,8 @@ def run(args, ctx):
     import signal
     if not args.file:
         raise ConfigError("give the desired state: agent -f FILE")
+    if args.file == "-":
+        raise ConfigError("-f -: the agent re-reads its file on SIGHUP; give a path")
     agent = Agent(args.file, ctx.pins, netns=args.netns)
     srv = None
     with signals.stopping(reload=True) as stop:

@@ -295,17 +295,23 @@ def parse(text: str, file: str = "<config>") -> Desired:
 
 
 def load(path: str) -> Desired:
+    """Reads and parses ``path`` (``-``: standard input); messages name the
+    file by its base name (``<stdin>`` for ``-``)."""
     import os
+    import sys
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        if path == "-":
+            raw, name = sys.stdin.buffer.read(), "<stdin>"
+        else:
+            with open(path, "rb") as f:
+                raw, name = f.read(), os.path.basename(path)
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
     try:
         text = raw.decode()
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(text, os.path.basename(path) if not path.startswith("/dev/") else path)
+    return parse(text, name)
 
 
 def vtep_of(d: Desired):

@@ -12,10 +12,11 @@ state and functions the file does not name are left alone.
            +------------------------ fabric (sw0) ----------------+
 """
 import json
+import subprocess
 
 import pytest
 
-from conftest import built, run_cli, snapshot
+from conftest import BPFNETCTL, built, run_cli, snapshot
 import pair
 from pair import ctl, pings
 
@@ -232,6 +233,11 @@ def test_config_show_round_trips_through_apply(topo):
     before = snapshot(topo["sim"], topo["hosts"][0])
     assert apply_ok(topo, 0, path) == ["apply: shown.toml: nothing to change"]
     assert snapshot(topo["sim"], topo["hosts"][0]) == before
+    # as an operator pipes it: bpfnetctl config show | bpfnetctl apply -f -
+    sim = topo["sim"]
+    r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", topo["hosts"][0],
+                        "apply", "-f", "-"], input=shown, capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "apply: <stdin>: nothing to change\n", "")
     code, out, _ = ctl(topo, 0, "config", "show", "--json")
     data = json.loads(out)
     assert data["mesh"]["vnis"] == [{"vni": 30, "bridge": "br30", "peers": ["10.99.0.2"]}]

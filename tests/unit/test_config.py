@@ -132,6 +132,15 @@ def test_a_bad_file_is_one_line_naming_file_key_and_problem(text, line):
     assert e.value.exit_code == 2
 
 
+def test_standard_input_is_read_for_dash(monkeypatch):
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"[mesh]\nport = 0\n")))
+    with pytest.raises(ConfigError) as e:
+        config.load("-")
+    assert str(e.value) == "<stdin>: mesh.port: invalid port '0': must be 1..65535"
+
+
 def test_a_missing_file_names_it(tmp_path):
     with pytest.raises(ConfigError) as e:
         config.load(str(tmp_path / "nope.toml"))

@@ -47,7 +47,8 @@ def _agent(args, ctx):
 def register(cli):
     sp = cli.command("apply", _apply, lock="create",
                      help="converge this host to FILE (load, options, VNIs, peers, clients); prints the plan")
-    sp.add_argument("-f", "--file", required=True, metavar="FILE", help="the desired state (TOML)")
+    sp.add_argument("-f", "--file", required=True, metavar="FILE",
+                    help="the desired state (TOML; - reads standard input)")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     add_json(sp)
 
