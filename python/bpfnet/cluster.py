@@ -579,8 +579,10 @@ async def _admin(a) -> dict:
                 return {"revision": rev}
             await c.compact(rev, physical=True)
             return {"compacted": rev}
-        if a.cmd == "put":
-            return {"revision": (await c.put(a.args[0].encode(), a.args[1].encode())).header.revision}
+        if a.cmd == "put":  # KEY VALUE [TIMES]
+            for _ in range(int(a.args[2]) if len(a.args) > 2 else 1):
+                r = await c.put(a.args[0].encode(), a.args[1].encode())
+            return {"revision": r.header.revision}
         if a.cmd == "del":
             r = await c.delete(a.args[0].encode())
             return {"deleted": bool(r and r.deleted)}

@@ -275,7 +275,12 @@ def test_etcd_wiped_members_register_again_and_relist(sim, etcd):
     m0, m1 = member(sim, etcd, ns[0], 0), member(sim, etcd, ns[1], 1)
     for m in (m0, m1):
         m.wait(names({"h0", "h1"}))
-    etcd.admin("put", "/other/key", "x")  # our revision is now ahead of a fresh etcd's
+    # 50 events the members see (a key that is no host record): their revision is
+    # now well ahead of what a fresh etcd will have
+    etcd.admin("put", "/bpfnet/test/hosts/junk", "x", "50")
+    etcd.admin("del", "/bpfnet/test/hosts/junk")
+    for m in (m0, m1):
+        m.wait(names({"h0", "h1"}))
     etcd.stop()
     shutil.rmtree(os.path.join(etcd.dir, "data"))
     etcd.start()
