@@ -225,6 +225,7 @@ def run(args, ctx):
     if args.file == "-":
         raise ConfigError("-f -: the agent re-reads its file on SIGHUP; give a path")
     agent = Agent(args.file, ctx.pins, netns=args.netns)
+    guard = _one_agent(ctx)
     srv = None
     with signals.stopping(reload=True) as stop:
         try:
@@ -248,10 +249,29 @@ def run(args, ctx):
             agent.log(f"stop: {signal.Signals(sig).name}; the data path stays as it is")
         finally:
             agent.close()
+            guard.close()
             if srv is not None:
                 srv.shutdown()
                 srv.server_close()
     return None
+
+
+def _one_agent(ctx):
+    """One agent per namespace and pin root: an abstract unix socket bound
+    in the namespace (abstract names are per network namespace, and the
+    kernel frees one when its process dies, kill -9 too)."""
+    import errno
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.bind(f"\0bpfnet-agent {ctx.pins.path}")
+    except OSError as e:
+        s.close()
+        if e.errno == errno.EADDRINUSE:
+            from .errors import BpfnetError
+            raise BpfnetError(f"another agent keeps namespace {ctx.ns} ({ctx.pins.path})") from None
+        raise
+    return s
 
 
 # --- the systemd unit ------------------------------------------------------------

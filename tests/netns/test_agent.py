@@ -143,6 +143,11 @@ def test_sighup_rereads_the_file_and_a_bad_one_is_refused(topo):
     a = Agent(topo, 0)
     try:
         assert settled(a, topo, 0), a.lines
+        # one agent per namespace
+        code, out, err = run_cli(topo["sim"], topo["hosts"][0], "agent", "-f", topo["files"][0])
+        assert (code, out, err.splitlines()) == (1, "", [
+            f"bpfnetctl: error: agent: another agent keeps namespace {topo['hosts'][0]} "
+            f"({topo['sim'].pin_root}/{topo['hosts'][0]})"])
         path = topo["files"][0]
         good = text(0).replace('{ vni = 10, bridge = "br10" }',
                                '{ vni = 10, bridge = "br10" }, { vni = 11, bridge = "br11" }')
