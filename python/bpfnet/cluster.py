@@ -191,6 +191,7 @@ class Membership:
         self._last_sync = 0.0
         self._errors = 0
         self._relists = 0
+        self._bad_records = 0       # keys under the prefix that are no host record (ignored)
         self._last_error = ""
         self._synced = threading.Event()
         self._thread: threading.Thread | None = None
@@ -260,7 +261,7 @@ class Membership:
             return {"connected": self._connected, "last_sync": self._last_sync,
                     "hosts": len(self._hosts), "errors": self._errors,
                     "revision": self._revision, "relists": self._relists,
-                    "last_error": self._last_error}
+                    "bad_records": self._bad_records, "last_error": self._last_error}
 
     def hosts(self) -> dict[str, dict]:
         with self._lock:
@@ -467,8 +468,7 @@ class Membership:
 
     def _bad(self, name: str) -> None:
         with self._lock:
-            self._errors += 1
-            self._last_error = f"host {name}: record is not bpfnet's JSON"
+            self._bad_records += 1
         log.warning("cluster: host %s: record is not bpfnet's JSON; ignored", name)
 
     async def _sync(self, c, relist: bool = False):
@@ -505,8 +505,8 @@ class Membership:
                     rec = decode(ev.kv.value)
                     if rec is None:
                         self._hosts.pop(name, None)
-                        self._errors += 1
-                        self._last_error = f"host {name}: record is not bpfnet's JSON"
+                        self._bad_records += 1
+                        log.warning("cluster: host %s: record is not bpfnet's JSON; ignored", name)
                         continue
                     self._hosts[name] = rec
             self._touch(rev)
