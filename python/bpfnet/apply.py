@@ -251,29 +251,30 @@ def _allow_key(allow):
     return None if allow is None else tuple(sorted(str(a) for a in allow))
 
 
+def _mesh_peers(want: MeshVni | None, have: MeshVni | None, hosts, me, local) -> tuple:
+    """The peers VNI ``want`` should have: its list, or the cluster's (the
+    current ones while no membership is known), never this host."""
+    peers = () if want is None else want.peers
+    if peers == CLUSTER:
+        peers = (have.peers if have else ()) if hosts is None else _others(
+            hosts, me, "mesh_vnis", want.vni)
+    return tuple(p for p in peers if local is None or str(p) != str(local))
+
+
 def _plan_mesh(d: FnSpec, c: Current, cur: dict, broken: dict, hosts, me, out: list) -> None:
+    local = d.options.get("local") or c.options.get("local")
     adds = []
     for vni, have in sorted(cur.items()):
         want = d.children.get(vni)
-        peers = () if want is None else want.peers
-        if peers == CLUSTER:
-            peers = have.peers if hosts is None else _others(hosts, me, "mesh_vnis", vni)
-        local = d.options.get("local") or c.options.get("local")
-        peers = tuple(p for p in peers if local is None or str(p) != str(local))
+        peers = _mesh_peers(want, have, hosts, me, local)
         for r in have.peers:
             if want is None or want.bridge != have.bridge or r not in peers:
                 out.append(Action("-", "mesh", "peer_del", f"peer {r} vni {vni}",
                                   {"remote": r, "vni": vni}, want.where if want else ""))
     for vni, want in sorted(d.children.items()):
         have = cur.get(vni)
-        peers = want.peers
-        if peers == CLUSTER:
-            peers = (have.peers if have else ()) if hosts is None else _others(
-                hosts, me, "mesh_vnis", vni)
-        local = d.options.get("local") or c.options.get("local")
-        peers = tuple(p for p in peers if local is None or str(p) != str(local))
         same = have is not None and have.bridge == want.bridge
-        for r in peers:
+        for r in _mesh_peers(want, have, hosts, me, local):
             args = {"remote": r, "vni": vni, "bridge": want.bridge}
             if not same or r not in have.peers:
                 adds.append(Action("+", "mesh", "peer_add", f"peer {r} vni {vni} bridge={want.bridge}",
