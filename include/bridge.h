@@ -36,6 +36,8 @@ struct br_vni_val {
 
 #define BR_VNI_F_ALLOW_LIST     (1U << 0) /* only br_allow VTEPs may send */
 #define BR_VNI_F_BRIDGE_CREATED (1U << 1) /* bpfnet created the bridge */
+#define BR_VNI_F_FILTER_ADDED   (1U << 2) /* bpfnet listed the VNI in the VXLAN
+					   * device's VNI filter (control plane) */
 
 /* br_port: port ifindex -> VNI; provisioned by `vni add`. */
 struct br_port_val {

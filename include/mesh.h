@@ -57,6 +57,8 @@ struct mesh_vni_val {
 };
 
 #define MESH_VNI_F_BRIDGE_CREATED (1U << 0) /* bpfnet created the bridge */
+#define MESH_VNI_F_FILTER_ADDED   (1U << 1) /* bpfnet listed the VNI in the VXLAN
+					     * device's VNI filter */
 
 /* mesh_stats[0]: per-CPU counters, one field each, so that `bpftool map dump`
  * names them. Every TC_ACT_SHOT path bumps one drop_* field first. */

@@ -176,6 +176,11 @@ class Function(Hooks, MapSet):
         """A second load's result besides upgraded and changed."""
         return {}
 
+    def repair(self) -> None:
+        """A second load puts back what the function keeps outside its maps
+        and the kernel may have dropped (the bridge's flood routes go with
+        a link that goes down)."""
+
     def teardown(self, given: dict | None = None) -> None:
         """Removes the function's entries, attach points and devices;
         tolerant of a load or command that died half-way (``given``: the
@@ -231,6 +236,7 @@ class Function(Hooks, MapSet):
                 self.pin_programs(obj)
             finally:
                 obj.close()
+        self.repair()
         return {"upgraded": True, "changed": changed, **self.result()}
 
     def recover(self, given: dict | None = None) -> None:

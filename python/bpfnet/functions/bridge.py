@@ -12,10 +12,12 @@ the pair's carrier up.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 
 from netaddr import IPAddress
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import abi
 from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
@@ -87,6 +89,58 @@ class Bridge(Overlay):
             self._vni_teardown(vni)
 
     # --- VNIs ------------------------------------------------------------------
+    def underlay(self) -> int | None:
+        """The underlay the VXLAN device sits on (its ``dev``), if any."""
+        vx = self.cfg().vxlan_ifindex
+        return self.net.vxlan_info(vx).get("IFLA_VXLAN_LINK") or None \
+            if vx and self.net.name(vx) else None
+
+    def sync_flood_routes(self) -> None:
+        """One route per group the VNIs use, on the underlay, in table
+        local (netlink.Net.flood_routes): floods leave by the underlay
+        whatever the routing table says, as the kernel's own VXLAN device
+        with ``dev`` does. Adds what is missing or points elsewhere, removes
+        bpfnet's routes to groups no VNI uses. br_vni is the record: a run
+        killed half-way leaves nothing this does not clear."""
+        net = self.net
+        under = self.underlay()
+        want = {ip_unpack(v.group) for v in self.map("br_vni").values()} if under else set()
+        have = net.flood_routes()
+        for g in sorted(want, key=lambda g: (g.version, g)):
+            if have.get(g) == under:
+                continue
+            try:
+                net.add_flood_route(g, under, replace=g in have)
+            except NetlinkError as e:
+                if e.code != errno.EEXIST:
+                    raise
+                raise ConfigError(f"table local has a route to {g} that is not bpfnet's: "
+                                  f"floods to it would not leave by {net.name(under)}") from None
+        for g in set(have) - want:
+            net.del_flood_route(g)
+
+    def repair(self) -> None:
+        self.sync_flood_routes()
+
+    def _check_group(self, vni: int, group: IPAddress, given: bool) -> bool:
+        """Whether ``vni`` must be listed in the device's VNI filter (a
+        device bpfnet makes has one: it joins each VNI's group on the
+        underlay). A device without a filter joins one group for every VNI,
+        so another group for one VNI is refused; a VNI the user listed in
+        the filter with another group too."""
+        net, cfg = self.net, self.cfg()
+        vx = cfg.vxlan_ifindex
+        local = None if abi.ip_is_zero(cfg.local) else ip_unpack(cfg.local)
+        if local is not None and local.version != group.version:
+            raise ConfigError(f"--group {group}: not of --local {local}'s address family")
+        if not net.has_vnifilter(vx):
+            if given and group != ip_unpack(cfg.group):
+                raise ConfigError(f"--group {group}: {net.name(vx)} has no VNI filter (vnifilter), so "
+                                  f"every VNI floods to the bridge's group {ip_unpack(cfg.group)}; "
+                                  "a VXLAN device bpfnet creates has one")
+            return False
+        return self.needs_listing(vx, vni, group)
+
     def vni_add(self, vni: int, bridge: str, allow=(), group=None) -> dict:
         self.require_loaded()
         net = self.net
@@ -99,10 +153,12 @@ class Bridge(Overlay):
         if len(vnis) >= abi.BR_VNI_MAX:
             raise ConfigError(f"the bridge holds at most {abi.BR_VNI_MAX} VNIs")
         cfg = self.cfg()
-        group = group if group is not None else ip_unpack(cfg.group)
+        given = group is not None
+        group = group if given else ip_unpack(cfg.group)
         for ip in allow:
-            if ip.version != ip_unpack(cfg.group).version:
+            if ip.version != group.version:
                 raise ConfigError(f"--allow {ip}: not of the underlay's address family")
+        listing = self._check_group(vni, group, given)
         pname, qname = port_names(vni)
         for n in (pname, qname):
             # bnp/bnq<vni> of a VNI that is not configured: left by a killed
@@ -116,14 +172,18 @@ class Bridge(Overlay):
             raise ConfigError(f"device {bridge!r} exists and is not a bridge")
         prog_fd = self.prog_pin_fd("bridge_egress")
         flags = abi.BR_VNI_F_ALLOW_LIST if allow else 0
+        if listing:
+            flags |= abi.BR_VNI_F_FILTER_ADDED
         try:
             with Undo() as undo:
                 # intent first (port 0: the data path drops), so a killed run
                 # leaves a VNI that `vni del` or `unload` can clear
                 if br_idx is None:
                     flags |= abi.BR_VNI_F_BRIDGE_CREATED
+                undo.push(self.sync_flood_routes)  # runs after the entry is gone
                 vnis[C_U32(vni)] = BrVniVal(flags=flags, group=ip_pack(group))
                 undo.push(vnis.discard, C_U32(vni))
+                self.sync_flood_routes()
                 if br_idx is None:
                     br_idx = net.add_bridge(bridge)
                     undo.push(net.delete, br_idx)
@@ -145,6 +205,9 @@ class Bridge(Overlay):
                 undo.push(self.map("br_port").discard, C_U32(p))
                 vnis[C_U32(vni)] = BrVniVal(port=p, bridge=br_idx, flags=flags,
                                             group=ip_pack(group))
+                if listing:  # last: the device receives the VNI and joins its group
+                    net.vni_filter_set(cfg.vxlan_ifindex, vni, group)
+                    undo.push(net.vni_filter_del, cfg.vxlan_ifindex, vni)
         finally:
             os.close(prog_fd)
         return {"vni": vni, "bridge": bridge, "port": pname}
@@ -160,6 +223,9 @@ class Bridge(Overlay):
         was only half set up (the VNI entry is written first, as intent)."""
         net = self.net
         v = self._vni(vni)
+        vx = self.cfg().vxlan_ifindex
+        if v.flags & abi.BR_VNI_F_FILTER_ADDED and vx and net.name(vx):
+            net.vni_filter_del(vx, vni)  # first: stops receiving, leaves the group if last
         self.fdb_flush(vni)
         for k in [k for k in self.map("br_allow") if k.vni == vni]:
             self.map("br_allow").discard(k)
@@ -172,6 +238,7 @@ class Bridge(Overlay):
         if v.flags & abi.BR_VNI_F_BRIDGE_CREATED and v.bridge and not net.ports(v.bridge):
             net.delete(v.bridge)
         self.map("br_vni").discard(C_U32(vni))
+        self.sync_flood_routes()
 
     def vni_del(self, vni: int) -> None:
         self.require_loaded()
@@ -209,10 +276,13 @@ class Bridge(Overlay):
         counts: dict[int, int] = {}
         for _, v in self.map("br_fdb").dump():
             counts[v.vni] = counts.get(v.vni, 0) + 1
+        under = self.underlay()
+        joined = self.net.joined_groups(under) if under else set()
         rows = []
         for k, v in sorted(self.map("br_vni").items(), key=lambda kv: kv[0].value):
             rows.append({"vni": k.value, "bridge": self.net.name(v.bridge),
                          "port": self.net.name(v.port), "group": str(ip_unpack(v.group)),
+                         "joined": ip_unpack(v.group) in joined,
                          "allow": sorted(allow.get(k.value, [])),
                          "fdb_entries": counts.get(k.value, 0)})
         return rows

@@ -115,6 +115,7 @@ class Mesh(Overlay):
         if vval is None and len(vnis) >= abi.MESH_VNI_MAX:
             raise ConfigError(f"the mesh holds at most {abi.MESH_VNI_MAX} VNIs")
         cfg = self.cfg()
+        listing = (vval is None or not vval.bridge) and self.needs_listing(cfg.vxlan_ifindex, vni)
         n = cfg.next_port
         while any(net.lookup(x) is not None for x in port_names(n)):
             n += 1
@@ -131,6 +132,7 @@ class Mesh(Overlay):
                 undo.push(peers.discard, key)
                 if vval is None or not vval.bridge:
                     flags = abi.MESH_VNI_F_BRIDGE_CREATED if br_idx is None else 0
+                    flags |= abi.MESH_VNI_F_FILTER_ADDED if listing else 0
                     vnis[C_U32(vni)] = MeshVniVal(bridge=br_idx or 0, flags=flags)
                     undo.push(vnis.discard, C_U32(vni))
                     if br_idx is None:
@@ -150,6 +152,9 @@ class Mesh(Overlay):
                 ports[C_U32(p)] = MeshPortVal(remote=ip_pack(remote), vni=vni)
                 undo.push(ports.discard, C_U32(p))
                 peers[key] = MeshPeerVal(port=p, id=n)
+                if listing:  # last: the device receives the VNI from now on
+                    net.vni_filter_set(cfg.vxlan_ifindex, vni)
+                    undo.push(net.vni_filter_del, cfg.vxlan_ifindex, vni)
         finally:
             os.close(prog_fd)
         return {"remote": str(remote), "vni": vni, "bridge": bridge, "port": pname}
@@ -177,6 +182,9 @@ class Mesh(Overlay):
             return
         vnis = self.map("mesh_vnis")
         v = vnis.get(C_U32(key.vni))
+        vx = self.cfg().vxlan_ifindex
+        if v is not None and v.flags & abi.MESH_VNI_F_FILTER_ADDED and vx and net.name(vx):
+            net.vni_filter_del(vx, key.vni)
         if v is not None and v.flags & abi.MESH_VNI_F_BRIDGE_CREATED and v.bridge \
                 and net.name(v.bridge) is not None and not net.ports(v.bridge):
             net.delete(v.bridge)

@@ -52,18 +52,51 @@ class Overlay(Function):
             cls.programs = (cls.ingress_prog, cls.egress_prog)
 
     # --- checks before anything changes ----------------------------------------
-    def underlay_index(self, underlay: str | None) -> int:
-        """The underlay device: ``underlay``, else the default route's."""
+    def underlay_index(self, underlay: str | None, local=None) -> int:
+        """The underlay device: ``underlay``; else the device that holds
+        ``local``; else the default route's (an ECMP default route's when
+        all its nexthops leave by one device)."""
+        net = self.net
         if underlay is not None:
-            return self.net.index(underlay)
-        idx = self.net.default_route_dev()
-        if idx is None:
+            return net.index(underlay)
+        if local is not None:
+            idx = net.address_dev(local)
+            if idx is not None and not net.is_ether(idx):
+                raise ConfigError(f"--local {local} is on {net.name(idx)}, not an Ethernet device: "
+                                  "give --underlay DEV")
+            if idx is not None:
+                return idx
+        devs = net.default_route_devs()
+        if not devs and local is not None:
+            raise ConfigError(f"--local {local} is not an address of this host")
+        if not devs:
             raise ConfigError("no default route to take the underlay from: give --underlay DEV")
-        return idx
+        if len(devs) > 1:
+            raise ConfigError(f"the default route is ECMP over {' and '.join(map(net.name, devs))}: "
+                              "give --underlay DEV")
+        return devs[0]
 
     def check_local(self, local, under_idx: int) -> None:
         if local is not None and not any(IPAddress(a) == local for a in self.net.addresses(under_idx)):
             raise ConfigError(f"--local {local} is not an address of {self.net.name(under_idx)}")
+
+    def needs_listing(self, vx: int, vni: int, group=None) -> bool:
+        """Whether ``vni`` must be added to device ``vx``'s VNI filter: a
+        device with one (vnifilter) receives only the VNIs listed there
+        (frames of others never reach the ingress program), so the bridge
+        and the mesh list each VNI they carry, and remove it with the VNI
+        (BR_/MESH_VNI_F_FILTER_ADDED records that bpfnet listed it). A VNI
+        the user listed already stays theirs; listed with a group other
+        than ``group``, it is refused."""
+        net = self.net
+        if not net.has_vnifilter(vx):
+            return False
+        listed = net.vni_filter(vx)
+        if vni not in listed:
+            return True
+        if group is not None and listed[vni] not in (None, group):
+            raise ConfigError(f"VNI {vni} is in {net.name(vx)}'s VNI filter with group {listed[vni]}")
+        return False
 
     def check_vxlan(self, idx: int, device: str, port=None) -> None:
         """An existing device may serve if it is an external VXLAN device on
@@ -112,7 +145,7 @@ class Overlay(Function):
         return None
 
     def prepare(self, values: dict, given: dict) -> dict:
-        under_idx = self.underlay_index(values["underlay"])
+        under_idx = self.underlay_index(values["underlay"], values["local"])
         self.check_local(values["local"], under_idx)
         existing = self.net.lookup(values["device"])
         if existing is not None:
