@@ -6,7 +6,8 @@
 Checks: root, kernel BTF, bpffs (missing, or hidden by `ip netns exec`), the
 attach mode the kernel allows, built objects, stale or half-made pins, for
 each loaded function its attach points and filters that run before it, and
-for the bridge the tenant MTU, the multicast route and rp_filter.
+for the bridge the tenant MTU, the route floods take (the underlay, by
+bpfnet's flood route), the group memberships and rp_filter.
 """
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ def _check_bridge(rep: Report, ctx, fn, st) -> None:
             rep.fail("bridge MTU", f"{st['device']} MTU {vx_mtu} + {VXLAN_OVERHEAD[group.version]} "
                      f"bytes of VXLAN exceeds the underlay's {u_mtu}: large frames are dropped",
                      f"ip link set {st['device']} mtu {u_mtu - VXLAN_OVERHEAD[group.version]}")
-    for row in fn.vni_show():
+    rows = fn.vni_show()
+    for row in rows:
         br = net.lookup(row["bridge"]) if row["bridge"] else None
         if br is None:
             continue
@@ -169,10 +171,7 @@ def _check_bridge(rep: Report, ctx, fn, st) -> None:
                 rep.warn("bridge MTU", f"VNI {row['vni']}: tenant port {net.name(p)} MTU {net.mtu(p)} "
                          f"> {vx_mtu} that fits the tunnel: large tenant frames are dropped",
                          f"set the tenant MTU to {vx_mtu} (or raise the underlay MTU)")
-        if net.route_dev(row["group"]) is None:
-            rep.fail("multicast route", f"no route to group {row['group']} (VNI {row['vni']}): "
-                     "unknown and broadcast frames cannot leave",
-                     "add a route for 224.0.0.0/4 (or a default route) via the underlay")
+    _check_floods(rep, ctx, net, st["device"], under, rows)
     if under:
         uname = net.name(under)
         strict = [k for k in ("all", uname) if _sysctl(f"net.ipv4.conf.{k}.rp_filter") == "1"]
@@ -182,6 +181,38 @@ def _check_bridge(rep: Report, ctx, fn, st) -> None:
                      f"sysctl -w net.ipv4.conf.{strict[-1]}.rp_filter=2")
         else:
             rep.ok("rp_filter", f"not strict on {uname}")
+
+
+def _check_floods(rep: Report, ctx, net, device: str, under: int | None, rows: list[dict]) -> None:
+    """Per group the VNIs use: the route the kernel takes to it is the
+    underlay (bpfnet's flood route, what a second load puts back), and the
+    underlay is a member (the device's VNI filter joined it)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["group"], []).append(row)
+    uname = net.name(under) if under else None
+    for g, members in groups.items():
+        vnis = "VNI " + ", ".join(str(r["vni"]) for r in members)
+        dev = net.route_dev(g)
+        if under is None:
+            rep.warn("multicast route", f"{device} has no underlay device (dev), so floods to {g} "
+                     f"({vnis}) follow the routing table: "
+                     f"{'by ' + net.name(dev) if dev else 'no route'}",
+                     "give the bridge a VXLAN device with an underlay (the one load bridge creates)")
+        elif dev != under:
+            where = f"leave by {net.name(dev)}, not the underlay {uname}" if dev else \
+                "cannot leave (no route to it)"
+            rep.fail("multicast route", f"floods to {g} ({vnis}) {where}: bpfnet's route to the "
+                     "group is gone (the underlay went down?) or another takes precedence",
+                     f"bpfnetctl{_ns(ctx)} load bridge (a second load puts the flood routes back)")
+        else:
+            rep.ok("multicast route", f"floods to {g} ({vnis}) leave by {uname}")
+        if under is not None and not members[0]["joined"]:
+            fix = f"bpfnetctl{_ns(ctx)} vni del/add the VNI" if net.has_vnifilter(net.index(device)) \
+                else f"{device} has no VNI filter and joins only its own group: give the bridge " \
+                "the VXLAN device load bridge creates"
+            rep.fail("multicast group", f"{uname} is not a member of {g} ({vnis}): floods from other "
+                     "hosts do not arrive", fix)
 
 
 def run(ctx):

@@ -40,15 +40,72 @@ def test_healthy_bridge_is_all_ok(host):
     assert rows["bridge"]["detail"].startswith("loaded, 2 attach point(s)")
 
 
-def test_missing_multicast_route(host):
+def test_floods_need_no_route_and_a_lost_flood_route_is_found(host):
+    """Floods leave by the underlay with only a connected route (bpfnet's
+    route to the group); a link that goes down takes that route with it:
+    doctor says so, and a second load puts it back."""
     sim, h = host
     with sim.ipr(h) as ipr:
-        ipr.route("del", dst="0.0.0.0/0", oif=ipr.link_lookup(ifname="eth0")[0])
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.route("del", dst="0.0.0.0/0", oif=eth0)
+    code, rows, err = doctor(sim, h)
+    assert code == 0, err
+    assert (rows["multicast route"]["status"], rows["multicast route"]["detail"]) == \
+        ("ok", "floods to 239.1.1.1 (VNI 10) leave by eth0")
+    with sim.ipr(h) as ipr:
+        ipr.link("set", index=eth0, state="down")
+        ipr.link("set", index=eth0, state="up")
     code, rows, err = doctor(sim, h)
     assert code == 1
     assert rows["multicast route"]["status"] == "fail"
-    assert "224.0.0.0/4" in rows["multicast route"]["fix"]
+    assert rows["multicast route"]["detail"].startswith("floods to 239.1.1.1 (VNI 10) cannot leave")
+    assert rows["multicast route"]["fix"].startswith(f"bpfnetctl --netns {h} load bridge")
     assert err.strip() == "bpfnetctl: error: doctor: 1 problem(s) found: multicast route"
+    sim.bpfnetctl("load", "bridge", netns_=h)
+    code, rows, err = doctor(sim, h)
+    assert code == 0, err
+    assert rows["multicast route"]["detail"] == "floods to 239.1.1.1 (VNI 10) leave by eth0"
+
+
+def test_floods_by_the_management_nic_are_found(host):
+    """With bpfnet's flood route gone and a default route by another NIC,
+    floods would leave by that NIC: doctor names it."""
+    sim, h = host
+    with sim.ipr(h) as ipr:
+        ipr.link("add", ifname="mgmt0", kind="veth", peer="mgmtp")
+        mgmt = ipr.link_lookup(ifname="mgmt0")[0]
+        ipr.link("set", index=ipr.link_lookup(ifname="mgmtp")[0], state="up")
+        ipr.link("set", index=mgmt, state="up")
+        ipr.addr("add", index=mgmt, address="10.1.0.1", prefixlen=24)
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.route("del", dst="0.0.0.0/0", oif=eth0)
+        ipr.route("add", dst="0.0.0.0/0", gateway="10.1.0.254", oif=mgmt)
+        ipr.link("set", index=eth0, state="down")  # takes bpfnet's route to the group
+        ipr.link("set", index=eth0, state="up")
+    code, rows, _ = doctor(sim, h)
+    assert code == 1
+    assert rows["multicast route"]["detail"].startswith(
+        "floods to 239.1.1.1 (VNI 10) leave by mgmt0, not the underlay eth0")
+    sim.bpfnetctl("load", "bridge", netns_=h)
+    code, rows, err = doctor(sim, h)
+    assert code == 0, err
+    assert rows["multicast route"]["detail"] == "floods to 239.1.1.1 (VNI 10) leave by eth0"
+
+
+def test_group_not_joined_by_a_device_without_vni_filter(host):
+    sim, h = host
+    sim.bpfnetctl("unload", "bridge", netns_=h)
+    with sim.ipr(h) as ipr:
+        ipr.link("add", ifname="vx9", kind="vxlan", vxlan_collect_metadata=1, vxlan_port=4789,
+                 vxlan_learning=0, vxlan_link=ipr.link_lookup(ifname="eth0")[0])
+    sim.bpfnetctl("load", "bridge", "--device", "vx9", netns_=h)
+    sim.bpfnetctl("vni", "add", "10", "--bridge", "br10", netns_=h)
+    code, rows, _ = doctor(sim, h)
+    assert code == 1
+    assert rows["multicast route"]["status"] == "ok"
+    assert rows["multicast group"]["detail"] == \
+        "eth0 is not a member of 239.1.1.1 (VNI 10): floods from other hosts do not arrive"
+    assert "vx9 has no VNI filter" in rows["multicast group"]["fix"]
 
 
 def test_tenant_mtu_too_large(host):
