@@ -22,6 +22,7 @@ namespace they were born in).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -29,9 +30,24 @@ import sys
 import threading
 import time
 
-from bpfnet.demos.cluster import ETCD, Etcd  # noqa: F401 -- the server, shared with demo and bench
+import pytest
+
+from bpfnet.demos.cluster import ETCD, Etcd  # the server, shared with demo and bench
 
 PY = sys.executable
+
+
+@pytest.fixture
+def etcd(sim):
+    """etcd started on ``sim``'s fabric (made here), stopped with it.
+    Test modules take it with ``from etcd import etcd``."""
+    from conftest import need, need_root
+    need_root()
+    need(os.access(ETCD, os.X_OK), f"needs {ETCD} (Debian's etcd-server)")
+    sim.fabric()
+    e = Etcd(sim)
+    e.start()
+    return e
 
 
 class Member:

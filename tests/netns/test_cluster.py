@@ -9,20 +9,8 @@ import json
 import os
 import time
 
-import pytest
-
-from conftest import need, need_root, run_cli
-from etcd import ETCD, Etcd, Member
-
-
-@pytest.fixture
-def etcd(sim):
-    need_root()
-    need(os.access(ETCD, os.X_OK), f"needs {ETCD} (Debian's etcd-server)")
-    sim.fabric()
-    e = Etcd(sim)
-    e.start()
-    return e
+from conftest import run_cli
+from etcd import Member, etcd  # noqa: F401 -- etcd: the fixture
 
 
 def vtep(i: int) -> str:

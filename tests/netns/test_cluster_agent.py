@@ -14,23 +14,10 @@ import signal
 import time
 import urllib.request
 
-import pytest
-
-from conftest import need, need_root, snapshot
-from etcd import ETCD, Etcd
+from conftest import snapshot
+from etcd import etcd  # noqa: F401 -- the fixture
 
 from bpfnet.demos.cluster import Hosts, tenant_ip
-
-
-@pytest.fixture
-def etcd(sim):
-    import os
-    need_root()
-    need(os.access(ETCD, os.X_OK), f"needs {ETCD} (Debian's etcd-server)")
-    sim.fabric()
-    e = Etcd(sim)
-    e.start()
-    return e
 
 
 def free_port() -> int:
