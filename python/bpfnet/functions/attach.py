@@ -111,6 +111,11 @@ class Hooks:
             return {**prog_ident(libbpf.obj_get(path)), "program": name, "mode": "tc"}
         return {"program": name, "mode": "tc" if name else None, "prog_id": None, "tag": None}
 
+    def attach_row(self, index: int, hook: str, **extra) -> dict:
+        """A ``status`` attach entry: {"device", "hook", "program", "mode",
+        "prog_id", "tag", **extra}."""
+        return {"device": self.net.name(index), "hook": hook, **self.attached(index, hook), **extra}
+
     def _qdisc_owned(self, index: int, set_to: bool | None = None) -> bool:
         path = os.path.join(self.dir, QDISC_MAP)
         if not os.path.exists(path):

@@ -350,10 +350,9 @@ class Bridge(Overlay):
         net = self.net
         cfg = self.cfg()
         vx = cfg.vxlan_ifindex
-        attach = [{"device": net.name(vx), "hook": "ingress", **self.attached(vx, "ingress")}]
-        for k, v in self.map("br_vni").items():
-            attach.append({"device": net.name(v.port), "hook": "egress",
-                           **self.attached(v.port, "egress"), "vni": k.value})
+        attach = [self.attach_row(vx, "ingress")]
+        attach += [self.attach_row(v.port, "egress", vni=k.value)
+                   for k, v in self.map("br_vni").items()]
         return {"function": self.name, "device": net.name(vx),
                 "group": str(ip_unpack(cfg.group)),
                 "local": self.local_in_use(cfg, ip_unpack(cfg.group).version),

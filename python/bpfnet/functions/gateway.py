@@ -193,15 +193,12 @@ class Gateway(Function):
         self.require_loaded()
         net = self.net
         cfg = self.cfg()
-        attach = [{"device": net.name(cfg.trunk), "hook": "ingress",
-                   **self.attached(cfg.trunk, "ingress")}]
+        attach = [self.attach_row(cfg.trunk, "ingress")]
         clients = sorted(self.map("gw_clients").items(), key=lambda kv: bytes(kv[0].mac))
         pending = 0
         for k, v in clients:
             pending += bool(v.flags & abi.GW_CLIENT_F_PENDING)
-            attach.append({"device": net.name(v.worker), "hook": "ingress",
-                           **self.attached(v.worker, "ingress"),
-                           "client": str(mac_unpack(k.mac))})
+            attach.append(self.attach_row(v.worker, "ingress", client=str(mac_unpack(k.mac))))
         return {"function": self.name, "trunk": net.name(cfg.trunk),
                 "clients": len(clients) - pending, "pending": pending, "attach": attach,
                 "maps": self.map_fill(), "counters": self.stats()}

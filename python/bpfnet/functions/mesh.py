@@ -217,8 +217,7 @@ class Mesh(Overlay):
         net = self.net
         cfg = self.cfg()
         vx = cfg.vxlan_ifindex
-        attach = [{"device": net.name(vx), "hook": "ingress", **self.attached(vx, "ingress"),
-                   "vni": None, "remote": None}]
+        attach = [self.attach_row(vx, "ingress", vni=None, remote=None)]
         vnis: dict[int, dict] = {}
         for k, v in sorted(self.map("mesh_vnis").items(), key=lambda kv: kv[0].value):
             vnis[k.value] = {"vni": k.value, "bridge": net.name(v.bridge) if v.bridge else None,

@@ -214,8 +214,7 @@ class Monitor(Function):
         cfg = self.cfg()
         idx = cfg.ifindex
         dev = self.net.name(idx)
-        attach = [{"device": dev, "hook": hook, **self.attached(idx, hook)}
-                  for hook in ("ingress", "egress")] if dev else []
+        attach = [self.attach_row(idx, hook) for hook in ("ingress", "egress")] if dev else []
         summary = self.flow_summary()
         return {"function": self.name, "device": dev, "ifindex": idx,
                 "port": cfg.port or DEFAULT_PORT, **summary,
