@@ -91,8 +91,8 @@ def jctl(sim, ns, *argv):
     return json.loads(ctl(sim, ns, *argv, "--json"))
 
 
-def counters(sim, ns) -> dict:
-    return jctl(sim, ns, "status")["functions"]["bridge"]["counters"]
+def counters(sim, ns, function="bridge") -> dict:
+    return jctl(sim, ns, "status")["functions"][function]["counters"]
 
 
 # --- what crosses a NIC ------------------------------------------------------------
@@ -207,6 +207,27 @@ def test_floods_leave_by_the_underlay_not_by_the_default_route(sim, wires, group
         assert eth0[i].count("out", dst=group, vni=10000) == d["flood"]
         assert eth0[i].count("out") == d["flood"] + d["tx"]
         assert eth0[i].count("in", vni=10000) >= d["rx"] > 0
+        assert mgmt[i].count() == 0, mgmt[i].frames
+
+
+def test_the_mesh_sends_nothing_by_the_management_nic(sim, wires):
+    """The mesh's unicast to peers on the underlay's subnet takes the
+    connected route, not the default route by mgmt0."""
+    fab = fabric(sim)
+    hosts = [host(sim, fab, i, mgmt=True) for i in range(2)]
+    tenants = []
+    for i, h in enumerate(hosts):
+        ctl(sim, h, "load", "mesh", "--underlay", "eth0")
+        ctl(sim, h, "peer", "add", f"10.99.0.{2 - i}", "--vni", "10", "--bridge", "br10")
+        tenants.append(sim.tenant(h, f"t{i}", f"192.168.0.{i + 1}/24", "br10"))
+    mgmt = [wires(h, "mgmt0") for h in hosts]
+    eth0 = [wires(h, "eth0") for h in hosts]
+    before = [counters(sim, h, "mesh")["tx"] for h in hosts]
+    assert sim.ping(tenants[0], "192.168.0.2", count=3) == 3
+    for i, h in enumerate(hosts):
+        tx = counters(sim, h, "mesh")["tx"] - before[i]
+        assert tx >= 4  # ARP and 3 pings, or their replies
+        assert eth0[i].count("out", dst=f"10.99.0.{2 - i}", vni=10) == tx
         assert mgmt[i].count() == 0, mgmt[i].frames
 
 
