@@ -66,6 +66,7 @@ from .errors import ConfigError
 log = logging.getLogger("bpfnet.cluster")
 
 RPC_TIMEOUT = 2.0           # seconds, every etcd call
+REVOKE_TIMEOUT = 3.0        # seconds, revoking the lease on stop (all endpoints)
 REFRESH_MAX = 1.0           # lease refresh at least this often (and ttl / 3)
 BACKOFF = (0.2, 0.5, 1.0)   # seconds between failed sessions
 CHANNEL_OPTIONS = {
@@ -357,7 +358,11 @@ class Membership:
         except asyncio.CancelledError:
             self._set_connected(False)
             if self._revoke and self._lease:
-                await self._revoke_lease()
+                try:  # bounded: a stop must not hang on a frozen etcd
+                    await asyncio.wait_for(self._revoke_lease(), REVOKE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    log.warning("cluster: lease %x not revoked within %g s; it runs out "
+                                "after its TTL", self._lease, REVOKE_TIMEOUT)
 
     async def _revoke_lease(self) -> None:
         for ep in self.endpoints:
