@@ -282,6 +282,12 @@ def parse(text: str, file: str = "<config>") -> Desired:
         fns = {fn: _function(fn, doc[fn]) for fn in FUNCTIONS if fn in doc}
     except _Err as e:
         raise ConfigError(f"{file}: {e}") from None
+    if "bridge" in fns and "mesh" in fns:
+        for k in ("device", "port"):
+            mine = [fns[f].options.get(k, options_of(f)[k].default) for f in ("bridge", "mesh")]
+            if mine[0] is not None and str(mine[0]) == str(mine[1]):
+                raise ConfigError(f"{file}: mesh.{k}: {mine[1]} is the bridge's too: a mesh and "
+                                  "a bridge need a VXLAN device and a port each")
     d = Desired(file, host, cluster, fns)
     if d.uses_cluster() and cluster is None:
         where = next(f"{c.where}.{'peers' if isinstance(c, MeshVni) else 'allow'}"

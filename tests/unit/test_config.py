@@ -113,6 +113,12 @@ BAD = [
      "cfg.toml: cluster.ttl: 1 is outside 2..3600"),
     ("[cluster]\netcd = [\"http://10.0.0.250:2379\"]\n[mesh]\nport = 4790\n",
      "cfg.toml: cluster: give mesh.local or bridge.local (the VTEP address this host publishes)"),
+    ("[bridge]\n[mesh]\nport = 4790\n",
+     "cfg.toml: mesh.device: vxlan0 is the bridge's too: a mesh and a bridge need a VXLAN device "
+     "and a port each"),
+    ("[bridge]\nport = 4790\n[mesh]\ndevice = \"vxlan1\"\nport = 4790\n",
+     "cfg.toml: mesh.port: 4790 is the bridge's too: a mesh and a bridge need a VXLAN device "
+     "and a port each"),
     ("[host]\nname = \"h 0\"\n", "cfg.toml: host.name: 'h 0': letters, digits, '.', '_' and '-' only"),
     ("[router]\n", "cfg.toml: router: unknown key (known: host, cluster, bridge, mesh, gateway, monitor)"),
     ("[bridge]\nvnis = [ { vni = 10, bridge = \"br10\" }\n",
@@ -150,7 +156,7 @@ def test_a_missing_file_names_it(tmp_path):
 # --- the plan -----------------------------------------------------------------
 
 def cur_mesh(peers: dict, broken=None, **opts):
-    c = Current("mesh", loaded=True, options={"local": "10.0.0.1", "port": 4789, "device": "vxlan0",
+    c = Current("mesh", loaded=True, options={"local": "10.0.0.1", "port": 4790, "device": "vxlan1",
                                               **opts})
     c.children = {vni: MeshVni(vni, br, ips(*rs)) for vni, (br, rs) in peers.items()}
     c.broken_children = broken or {}
@@ -227,6 +233,8 @@ name = "h0"
 etcd = ["http://10.0.0.250:2379"]
 [mesh]
 local = "10.0.0.1"
+port = 4790
+device = "vxlan1"
 vnis = [ { vni = 40, bridge = "br40", peers = "cluster" } ]
 [bridge]
 local = "10.0.0.1"
