@@ -1,9 +1,13 @@
-"""cluster show [--json] (-f FILE | --etcd URL [--cluster NAME]): the hosts in etcd."""
+"""cluster show [--json] [-f FILE | --etcd URL [--cluster NAME]]: the hosts in etcd
+(FILE defaults to the agent's, /etc/bpfnet/bpfnet.toml)."""
 from __future__ import annotations
+
+import os
 
 from ..cli import Output, add_json, table
 from ..errors import BpfnetError, ConfigError
 
+DEFAULT_FILE = "/etc/bpfnet/bpfnet.toml"  # the agent's, as the unit runs it
 COLUMNS = ["host", "vtep", "port", "bridge_vnis", "mesh_vnis", "lease_s", "ttl_s"]
 
 
@@ -11,6 +15,8 @@ def _endpoints(args) -> tuple[list[str], str]:
     from ..cluster import check_name, parse_endpoint
     if args.file and args.etcd:
         raise ConfigError("give -f FILE or --etcd URL, not both")
+    if not args.file and not args.etcd and os.path.exists(DEFAULT_FILE):
+        args.file = DEFAULT_FILE
     if args.file:
         from ..config import load
         d = load(args.file)
@@ -18,7 +24,8 @@ def _endpoints(args) -> tuple[list[str], str]:
             raise ConfigError(f"{args.file}: no [cluster] section")
         return d.cluster.etcd, d.cluster.name
     if not args.etcd:
-        raise ConfigError("which etcd? give -f FILE (its [cluster] section) or --etcd URL")
+        raise ConfigError(f"which etcd? give -f FILE (its [cluster] section; {DEFAULT_FILE} "
+                          "by default, absent here) or --etcd URL")
     eps = [e for arg in args.etcd for e in arg.split(",") if e]
     for e in eps:
         parse_endpoint(e)
@@ -78,7 +85,7 @@ def register(cli):
     sp = g.command("show", _show, lock=False,
                    help="the hosts registered in etcd: VTEP, port, VNIs, lease time left")
     sp.add_argument("-f", "--file", metavar="FILE", help="take etcd and the cluster name from "
-                    "FILE's [cluster] section")
+                    f"FILE's [cluster] section (default {DEFAULT_FILE})")
     sp.add_argument("--etcd", action="append", metavar="URL",
                     help="etcd endpoint http://HOST:PORT (repeat or comma-separate)")
     sp.add_argument("--cluster", default="default", metavar="NAME",
