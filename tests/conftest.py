@@ -182,16 +182,10 @@ def built(prefix: str, build):
 
 def serving(srv):
     """For a fixture: ``srv`` (a socketserver) serving in a thread, then
-    shut down and closed."""
-    import threading
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    shut down and closed (bpfnet.ui.server.serving)."""
+    from bpfnet.ui.server import serving as _serving
+    with _serving(srv):
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
 
 
 # --- the bridge's and the mesh's topologies (tests/netns/test_bridge.py,

@@ -96,6 +96,7 @@ class Stopper:
         self._held = False
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._saved: dict[int, object] = {}
+        self._saved_fd = -1
 
     @property
     def stopped(self) -> bool:
@@ -146,8 +147,12 @@ class Stopper:
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return None
-                # select is restarted after a handler (PEP 475); the pipe wakes it
-                if select.select([self._r], [], [], left)[0]:
+                # the kernel may deliver the signal to another thread: the
+                # wakeup fd (set_wakeup_fd) wakes this select whichever it is;
+                # the handler then runs here, in the main thread, before the
+                # next check. 1 s at most, in case.
+                step = 1.0 if left is None else min(left, 1.0)
+                if select.select([self._r], [], [], step)[0]:
                     self._drain()
         finally:
             self._waiting -= 1
@@ -182,8 +187,10 @@ class Stopper:
     def _install(self):
         for s in SIGNALS:
             self._saved[s] = signal.signal(s, self._handle)
+        self._saved_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
 
     def _restore(self):
+        signal.set_wakeup_fd(self._saved_fd)
         for s, h in self._saved.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
         self._saved.clear()

@@ -157,24 +157,31 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
 
-class UiServer(ThreadingHTTPServer):
-    """The page's server over an already listening socket (see
-    commands/monitor.py: it may have been made in another namespace)."""
+class SocketHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server over an already listening socket (made where
+    the caller is, maybe in another namespace: commands/monitor.Listen)."""
 
     daemon_threads = True
 
-    def __init__(self, sock: socket.socket, source, inner_labels: bool = False,
-                 static_dir: str = STATIC_DIR):
-        self.source = source
-        self.inner_labels = inner_labels
-        self.static = load_static(static_dir)
-        super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
+    def __init__(self, sock: socket.socket, handler):
+        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.address_family = sock.family
         self.server_address = sock.getsockname()
         self.server_port = self.server_address[1]
         self.loopback_only = _is_loopback(str(self.server_address[0]))
+
+
+class UiServer(SocketHTTPServer):
+    """The page's server."""
+
+    def __init__(self, sock: socket.socket, source, inner_labels: bool = False,
+                 static_dir: str = STATIC_DIR):
+        self.source = source
+        self.inner_labels = inner_labels
+        self.static = load_static(static_dir)
+        super().__init__(sock, Handler)
 
 
 def listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -193,9 +200,10 @@ def listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serving(srv: UiServer):
-    """Serves ``srv`` in a thread for the block's length; then shuts it
-    down and closes it (the main thread stays free to wait for a signal)."""
+def serving(srv):
+    """Serves ``srv`` (any socketserver) in a thread for the block's length;
+    then shuts it down and closes it (the main thread stays free to wait for
+    a signal)."""
     t = threading.Thread(target=srv.serve_forever, name="ui", daemon=True)
     t.start()
     try:
