@@ -304,7 +304,7 @@ class Membership:
             try:
                 self.on_change(view)
             except Exception:  # noqa: BLE001 -- the caller's bug must not stop membership
-                log.exception("cluster: on_change failed")
+                log.exception("on_change failed")
 
     def _publish(self) -> None:
         with self._lock:
@@ -322,15 +322,15 @@ class Membership:
                 self._last_error = error
         if changed:
             if up:
-                log.warning("cluster: etcd connected (revision %d, %d hosts)",
+                log.warning("etcd connected (revision %d, %d hosts)",
                             self._revision, len(self._hosts))
             else:
-                log.warning("cluster: etcd disconnected: %s", error or "stopped")
+                log.warning("etcd disconnected: %s", error or "stopped")
             if self.on_health:
                 try:
                     self.on_health(self.health())
                 except Exception:  # noqa: BLE001
-                    log.exception("cluster: on_health failed")
+                    log.exception("on_health failed")
 
     def _touch(self, revision: int = 0) -> None:
         with self._lock:
@@ -361,7 +361,7 @@ class Membership:
                 try:  # bounded: a stop must not hang on a frozen etcd
                     await asyncio.wait_for(self._revoke_lease(), REVOKE_TIMEOUT)
                 except asyncio.TimeoutError:
-                    log.warning("cluster: lease %x not revoked within %g s; it runs out "
+                    log.warning("lease %x not revoked within %g s; it runs out "
                                 "after its TTL", self._lease, REVOKE_TIMEOUT)
 
     async def _revoke_lease(self) -> None:
@@ -369,11 +369,11 @@ class Membership:
             c = client(ep)
             try:
                 await asyncio.wait_for(c.revoke_lease(self._lease), RPC_TIMEOUT)
-                log.info("cluster: lease %x revoked", self._lease)
+                log.info("lease %x revoked", self._lease)
                 self._lease = 0
                 return
             except Exception as e:  # noqa: BLE001
-                log.warning("cluster: revoke on %s failed: %s", ep, e)
+                log.warning("revoke on %s failed: %s", ep, e)
             finally:
                 await self._close(c)
 
@@ -416,7 +416,7 @@ class Membership:
                     t.result()
                 raise ConnectionError("watch stream ended")
             except aetcd.RevisionCompactedError as e:
-                log.warning("cluster: watch from revision %d: %s: full re-list",
+                log.warning("watch from revision %d: %s: full re-list",
                             self._revision + 1, e)
                 relist = True
             finally:
@@ -425,7 +425,7 @@ class Membership:
     async def _grant(self, c) -> None:
         lease = await c.lease(self.ttl)
         self._lease = lease.id
-        log.info("cluster: lease %x granted, ttl %d s", lease.id, self.ttl)
+        log.info("lease %x granted, ttl %d s", lease.id, self.ttl)
 
     async def _put(self, c) -> None:
         with self._lock:
@@ -436,7 +436,7 @@ class Membership:
         h = r.header
         if self._revision and (h.cluster_id != self._cluster_id or h.revision <= self._revision):
             # another etcd cluster, or this one lost its data: our revision means nothing
-            log.warning("cluster: etcd cluster %x at revision %d (was %x at %d): full re-list",
+            log.warning("etcd cluster %x at revision %d (was %x at %d): full re-list",
                         h.cluster_id, h.revision, self._cluster_id, self._revision)
             with self._lock:
                 self._revision = 0
@@ -447,7 +447,7 @@ class Membership:
         if self._lease:
             r = await c.refresh_lease(self._lease)
             if r is None or r.TTL <= 0:
-                log.warning("cluster: lease %x expired; registering again", self._lease)
+                log.warning("lease %x expired; registering again", self._lease)
                 self._lease = 0
         if not self._lease:
             await self._grant(c)
@@ -474,7 +474,7 @@ class Membership:
     def _bad(self, name: str) -> None:
         with self._lock:
             self._bad_records += 1
-        log.warning("cluster: host %s: record is not bpfnet's JSON; ignored", name)
+        log.warning("host %s: record is not bpfnet's JSON; ignored", name)
 
     async def _sync(self, c, relist: bool = False):
         """A watch from the last revision seen + 1 (etcd replays what we
@@ -485,7 +485,7 @@ class Membership:
             try:
                 return await c.watch_prefix(self.prefix, start_revision=self._revision + 1)
             except aetcd.RevisionCompactedError as e:
-                log.warning("cluster: watch from revision %d: %s: full re-list",
+                log.warning("watch from revision %d: %s: full re-list",
                             self._revision + 1, e)
         rev = await self._list(c)
         return await c.watch_prefix(self.prefix, start_revision=rev + 1)
@@ -511,7 +511,7 @@ class Membership:
                     if rec is None:
                         self._hosts.pop(name, None)
                         self._bad_records += 1
-                        log.warning("cluster: host %s: record is not bpfnet's JSON; ignored", name)
+                        log.warning("host %s: record is not bpfnet's JSON; ignored", name)
                         continue
                     self._hosts[name] = rec
             self._touch(rev)
@@ -529,7 +529,7 @@ class Membership:
                 pass
             r = await asyncio.wait_for(c.refresh_lease(self._lease), RPC_TIMEOUT)
             if r is None or r.TTL <= 0:
-                log.warning("cluster: lease %x expired; registering again", self._lease)
+                log.warning("lease %x expired; registering again", self._lease)
                 await self._grant(c)
                 await self._put(c)
                 continue

@@ -33,7 +33,7 @@ def names(n):
     return lambda hs: set(hs) == set(n)
 
 
-def test_members_see_each_other_exact_records(sim, etcd):
+def test_members_see_each_other_exact_records(sim, etcd, tmp_path):
     ns = hosts(sim, 3)
     ms = [Member(sim, ns[0], "h0", etcd.url, vtep(0), mesh_vnis=(10, 20)),
           Member(sim, ns[1], "h1", etcd.url, vtep(1), bridge_vnis=(30,), mesh_vnis=()),
@@ -68,6 +68,13 @@ def test_members_see_each_other_exact_records(sim, etcd):
     assert code == 0 and out.splitlines()[0].split() == [
         "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S"]
     assert out.splitlines()[3].split()[:5] == ["h2", "10.99.0.3", "4790", "-", "10"]
+
+    # the same from an agent's file
+    from bpfnet.demos.cluster import config
+    f = tmp_path / "h0.toml"
+    f.write_text(config(0, etcd.url, 10, cluster="test"))
+    code, out2, err = run_cli(sim, ns[0], "cluster", "show", "--json", "-f", str(f))
+    assert code == 0 and [r["host"] for r in json.loads(out2)] == ["h0", "h1", "h2"], err
 
     # a dead first endpoint: the next session goes to the next one
     m3 = Member(sim, ns[0], "h3", "http://10.99.0.77:2379," + etcd.url, vtep(3))
