@@ -4,14 +4,16 @@
                    record={"vtep": "10.0.0.1", "port": 4789, "bridge_vnis": [], "mesh_vnis": [40]},
                    on_change=lambda hosts: print(sorted(hosts)))
     m.start()          # registers /bpfnet/default/hosts/h0 under a lease, keeps it alive, watches
-    m.health()         # {"connected": True, "last_sync": ..., "hosts": 3, "errors": 0, "revision": 17}
+    m.health()         # {"connected": True, "last_sync": ..., "hosts": 3, "errors": 0, "revision": 17,
+                       #  "relists": 1, "bad_records": 0, "last_error": ""}
     m.stop()           # revokes the lease: the others see h0 leave at once
 
 Layout: ``/bpfnet/<cluster>/hosts/<host>`` -> JSON ``{"vtep", "port", "bridge_vnis",
 "mesh_vnis"}``, put under this host's lease. A host that dies stops refreshing its
 lease; etcd deletes the key when the TTL runs out and every watcher sees it go.
 
-How faults are handled (each is tested in tests/netns/test_cluster.py):
+How faults are handled (each is tested in tests/netns/test_cluster.py, and with
+agents in test_cluster_agent.py):
 
 - One session = one gRPC channel to one endpoint: register (reuse the lease if it
   is still alive, else grant a new one, then put the record), sync, watch, refresh
@@ -20,7 +22,9 @@ How faults are handled (each is tested in tests/netns/test_cluster.py):
   by themselves: this loop restarts them.
 - Sync: the first session lists the prefix. A later one resumes the watch at the
   last revision seen + 1, so etcd replays exactly what was missed; if that
-  revision is compacted, it lists the prefix again (a full re-list).
+  revision is compacted, it lists the prefix again (a full re-list), and so it
+  does if etcd's first answer shows another cluster id or a revision behind
+  ours (etcd lost its data: a resumed watch would wait for its future).
 - A frozen etcd (SIGSTOP) accepts TCP but answers nothing: every RPC has a
   deadline (2 s) and the channel sends HTTP/2 keepalive pings (6 s, 2 s timeout; etcd
   refuses pings more often than every 5 s by default), so the next lease refresh
