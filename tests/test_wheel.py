@@ -176,3 +176,19 @@ def test_sdist_builds_a_wheel_with_the_objects(installed):
         objects = sorted(n for n in z.namelist() if n.endswith(".bpf.o"))
     with zipfile.ZipFile(installed["wheel"]) as z:
         assert objects == sorted(n for n in z.namelist() if n.endswith(".bpf.o"))
+
+
+def test_installed_demo_gateway(installed):
+    """The demo that needs a test-side object (the VLAN tagger, where the
+    kernel has no 8021q) runs installed."""
+    need_root()
+    import uuid
+    from bpfnet.sim import Sim
+    prefix = f"wg{uuid.uuid4().hex[:6]}"
+    try:
+        r = sh([os.path.join(installed["bin"], "bpfnetctl"), "demo", "gateway", "--prefix", prefix],
+               cwd=installed["tmp"], timeout=300)
+    finally:
+        Sim(prefix=prefix).cleanup()
+    assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1].endswith(": PASS"), r.stdout
