@@ -355,15 +355,21 @@ def test_per_vni_group_refused_on_a_device_without_vni_filter(sim):
     assert flood_routes(sim, h) == {}
 
 
-def test_group_of_the_other_family_than_local_is_refused(sim):
+def test_groups_the_underlay_cannot_carry_are_refused(sim):
     fab = fabric(sim)
     h = host(sim, fab, 0)
     ctl(sim, h, "load", "bridge", "--underlay", "eth0", "--local", "10.99.0.1")
-    before = snapshot(sim, h)
-    code, out, err = cli(sim, h, "vni", "add", "20", "--bridge", "br20", "--group", "ff0e::20")
-    assert (code, err) == (2, "bpfnetctl: error: vni add: --group ff0e::20: not of --local "
-                              "10.99.0.1's address family\n")
-    assert snapshot(sim, h) == before and flood_routes(sim, h) == {}
+    v4only = sim.ns("v4only")
+    sim.quiet(v4only)
+    sim.veth(v4only, "eth0", fab, "p9")
+    sim.addr(v4only, "eth0", "10.99.0.9/24")
+    ctl(sim, v4only, "load", "bridge", "--underlay", "eth0")
+    for ns, msg in [(h, "--group ff0e::20: not of --local 10.99.0.1's address family"),
+                    (v4only, "--group ff0e::20: the underlay eth0 has no IPv6")]:
+        before = snapshot(sim, ns)
+        code, out, err = cli(sim, ns, "vni", "add", "20", "--bridge", "br20", "--group", "ff0e::20")
+        assert (code, out, err) == (2, "", f"bpfnetctl: error: vni add: {msg}\n")
+        assert snapshot(sim, ns) == before and flood_routes(sim, ns) == {}
 
 
 # --- the underlay a load takes ---------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import time
 
 from netaddr import IPAddress
@@ -133,6 +134,9 @@ class Bridge(Overlay):
         local = None if abi.ip_is_zero(cfg.local) else ip_unpack(cfg.local)
         if local is not None and local.version != group.version:
             raise ConfigError(f"--group {group}: not of --local {local}'s address family")
+        under = self.underlay()
+        if group.version == 6 and under and not net.addresses(under, socket.AF_INET6):
+            raise ConfigError(f"--group {group}: the underlay {net.name(under)} has no IPv6")
         if not net.has_vnifilter(vx):
             if given and group != ip_unpack(cfg.group):
                 raise ConfigError(f"--group {group}: {net.name(vx)} has no VNI filter (vnifilter), so "
