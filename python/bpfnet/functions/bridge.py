@@ -256,7 +256,7 @@ class Bridge(Overlay):
         after, so a sender on both lists is never dropped."""
         self.require_loaded()
         val = self._vni(vni)
-        fam = ip_unpack(self.cfg().group).version
+        fam = ip_unpack(val.group).version  # the VNI's group: its floods' and senders' family
         for ip in allow or ():
             if ip.version != fam:
                 raise ConfigError(f"allow {ip}: not of the underlay's address family")
