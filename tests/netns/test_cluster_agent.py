@@ -17,7 +17,8 @@ import urllib.request
 from conftest import snapshot
 from etcd import etcd  # noqa: F401 -- the fixture
 
-from bpfnet.demos.cluster import Hosts, tenant_ip
+from bpfnet.demos.cluster import Hosts
+from bpfnet.sim import tenant_ip, underlay_ip
 
 
 def free_port() -> int:
@@ -139,7 +140,7 @@ def test_new_vni_in_file_republished_and_followed(sim, etcd):
 
     from conftest import run_cli
 
-    from bpfnet.demos.cluster import config, underlay_ip
+    from bpfnet.demos.cluster import config
     hs = mesh(sim, etcd, 3)
     for i in (0, 1):
         with open(hs.file(i), "w") as f:

@@ -26,8 +26,8 @@ import subprocess
 import threading
 import time
 
-from ..demos.cluster import PY, VNI, Etcd, Hosts, underlay_ip
-from ..sim import Sim
+from ..demos.cluster import PY, VNI, Etcd, Hosts
+from ..sim import Sim, underlay_ip
 from .report import fmt_summary, md_table, summary
 
 GOAL_S = 2.0
