@@ -192,3 +192,16 @@ def test_installed_demo_gateway(installed):
         Sim(prefix=prefix).cleanup()
     assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
     assert r.stdout.splitlines()[-1].endswith(": PASS"), r.stdout
+
+
+def test_installed_agent_writes_its_unit(installed):
+    """The systemd unit ships in the wheel: `agent --install-unit` of the
+    installed bpfnetctl writes it with that bpfnetctl in ExecStart."""
+    dest = os.path.join(installed["tmp"], "units")
+    os.makedirs(dest, exist_ok=True)
+    bpfnetctl = os.path.join(installed["bin"], "bpfnetctl")
+    r = sh([bpfnetctl, "agent", "--install-unit", "--dest", dest], cwd=installed["tmp"])
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    with open(os.path.join(dest, "bpfnet-agent.service")) as f:
+        lines = f.read().splitlines()
+    assert f"ExecStart={bpfnetctl} agent -f /etc/bpfnet/bpfnet.toml --metrics 127.0.0.1:9431" in lines

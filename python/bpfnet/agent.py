@@ -101,9 +101,14 @@ class Agent:
         from .cluster import Membership
         c = d.cluster
         self.membership = Membership(c.etcd, c.name, d.host, c.ttl, record,
-                                     on_change=self._on_change, netns=self.netns)
+                                     on_change=self._on_change, netns=self.netns,
+                                     on_health=self._on_health)
         self.log(f"cluster {c.name}: host {d.host} vtep {record['vtep']} via {', '.join(c.etcd)}")
         self.membership.start(wait=0)
+
+    def _on_health(self, health: dict) -> None:
+        # the membership's thread: the queue carries it to the log line
+        self.events.put(("health", health))
 
     def _on_change(self, hosts: dict) -> None:
         # the membership's thread: hand over, touch nothing
@@ -194,6 +199,9 @@ class Agent:
                     if kind == "hosts":
                         self.hosts = val
                         due = True
+                    elif kind == "health":
+                        self.log("etcd connected" if val.get("connected") else
+                                 f"etcd disconnected: {val.get('last_error') or 'no answer'}")
             except queue.Empty:
                 pass
             if due:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -39,6 +39,7 @@ from prometheus_client.metrics_core import (CounterMetricFamily, GaugeMetricFami
                                             InfoMetricFamily)
 
 from . import __version__
+from .ui.server import SocketHTTPServer
 
 log = logging.getLogger("bpfnet.agent")
 
@@ -210,18 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-class MetricsServer(ThreadingHTTPServer):
+class MetricsServer(SocketHTTPServer):
     """/metrics over an already listening socket (made in the caller's
     namespace: see commands/monitor.Listen)."""
-
-    daemon_threads = True
 
     def __init__(self, sock: socket.socket, pins, health=None):
         self.registry = registry(pins, health)
         self.lock = threading.Lock()
-        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.address_family = sock.family
-        self.server_address = sock.getsockname()
-        self.server_port = self.server_address[1]
+        super().__init__(sock, _Handler)
