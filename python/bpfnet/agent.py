@@ -286,11 +286,14 @@ def _one_agent(ctx):
 
 def _bpfnetctl_path() -> str:
     """The bpfnetctl the unit should run: the checkout's wrapper when this
-    package runs from a checkout, else the one on PATH."""
+    package runs from a checkout, else the console script installed beside
+    this Python (a venv's bin/), else the one on PATH."""
     here = os.path.dirname(os.path.abspath(__file__))
     wrapper = os.path.normpath(os.path.join(here, "..", "..", "bpfnetctl"))
-    if os.path.isfile(wrapper) and os.access(wrapper, os.X_OK):
-        return wrapper
+    script = os.path.join(os.path.dirname(sys.executable), "bpfnetctl")
+    for exe in (wrapper, script):
+        if os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return exe
     return shutil.which("bpfnetctl") or "/usr/local/bin/bpfnetctl"
 
 
