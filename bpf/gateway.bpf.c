@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/common.h"
+#include "lib/redirect.h"
 #include "lib/eth.h"
 #include "lib/stats.h"
 #include "lib/vlan.h"
@@ -109,7 +110,7 @@ int gw_phys2virt(struct __sk_buff *skb)
 {
 	struct gw_client_key ck = {};
 	struct gw_client_val *client;
-	struct ethhdr *eth;
+	struct wire_eth *eth;
 	__be16 proto = 0;
 	__u16 tci = 0;
 	__u32 worker;
@@ -130,7 +131,7 @@ int gw_phys2virt(struct __sk_buff *skb)
 		stats_inc(gw_stats, pass_untagged);
 		return TC_ACT_UNSPEC;
 	}
-	eth_copy(ck.mac, eth->h_source);
+	eth_copy(ck.mac, eth->src);
 	client = bpf_map_lookup_elem(&gw_clients, &ck);
 	if (!client || (client->flags & GW_CLIENT_F_PENDING)) {
 		stats_inc(gw_stats, pass_unknown);

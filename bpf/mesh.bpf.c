@@ -17,6 +17,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/common.h"
+#include "lib/redirect.h"
 #include "lib/stats.h"
 #include "lib/tunnel.h"
 #include "mesh.h"

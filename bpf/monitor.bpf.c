@@ -33,29 +33,14 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/common.h"
+#include "lib/cursor.h"
+#include "lib/eth.h"
+#include "lib/ip.h"
 #include "lib/stats.h"
-#include "lib/tunnel.h"
+#include "lib/wire.h"
 #include "monitor.h"
 
 #define MON_EEXIST     17         /* errno EEXIST: vmlinux.h has no macros */
-
-/* Wire formats of our own rather than vmlinux.h's: its structs carry
- * preserve_access_index, so each field read is a CO-RE relocation against
- * the running kernel's BTF, and struct vxlanhdr lives in the vxlan module's
- * BTF, not vmlinux's (Debian's 6.1 refuses the program: "failed to resolve
- * CO-RE relocation ... struct vxlanhdr"). A packet header has no layout to
- * relocate. */
-struct mon_vlan_hdr {
-	__be16 tci;
-	__be16 proto;           /* the ethertype that follows */
-};
-
-struct mon_vxlan_hdr {
-	__be32 flags;           /* MON_VXLAN_I set: the VNI is valid */
-	__be32 vni;             /* VNI in the top 24 bits */
-};
-#define MON_IP_OFFSET  0x1fff     /* IPv4 fragment offset bits (host order) */
-#define MON_VXLAN_I    0x08000000 /* VXLAN "VNI valid" flag (host order) */
 
 /* mon_cfg: [0] -> struct mon_cfg. The control plane writes it at load,
  * before the filters are attached. */
@@ -109,55 +94,14 @@ enum mon_result {
 	MON_OTHER,      /* not VXLAN to our port */
 	MON_FRAGMENT,   /* a later IPv4 fragment: no UDP header to read */
 	MON_MALFORMED,  /* an invalid header */
-	MON_SHORT,      /* a header runs past data_end (see mon_cur.need) */
+	MON_SHORT,      /* a header runs past data_end (see cursor.need) */
 };
 
-/* A read position in the linear packet data. */
-struct mon_cur {
-	void *pos;      /* the next header */
-	void *end;      /* skb->data_end */
-	__u32 off;      /* offset of pos from the start of the frame */
-	__u32 need;     /* after MON_SHORT: frame bytes the parser wanted */
-};
-
-/* True if @len bytes can be read at @c->pos. Otherwise records in @c->need
- * how long the frame would have to be, and returns 0. */
-static __always_inline int mon_has(struct mon_cur *c, __u32 len)
+/* Reads an Ethernet header and at most one VLAN tag at @c (eth_parse).
+ * Returns MON_OK or MON_SHORT. */
+static __always_inline int mon_eth(struct cursor *c, __be16 *proto)
 {
-	if (c->pos + len > c->end) {
-		c->need = c->off + len;
-		return 0;
-	}
-	return 1;
-}
-
-static __always_inline void mon_skip(struct mon_cur *c, __u32 len)
-{
-	c->pos += len;
-	c->off += len;
-}
-
-/* Reads an Ethernet header and at most one VLAN tag (802.1Q or 802.1ad) at
- * @c and moves past them. Stores the ethertype that follows (network order)
- * in @proto. Returns MON_OK or MON_SHORT. */
-static __always_inline int mon_eth(struct mon_cur *c, __be16 *proto)
-{
-	struct mon_vlan_hdr *vh;
-	struct ethhdr *eth;
-
-	if (!mon_has(c, sizeof(*eth)))
-		return MON_SHORT;
-	eth = c->pos;
-	*proto = eth->h_proto;
-	mon_skip(c, sizeof(*eth));
-	if (*proto != bpf_htons(ETH_P_8021Q) && *proto != bpf_htons(ETH_P_8021AD))
-		return MON_OK;
-	if (!mon_has(c, sizeof(*vh)))
-		return MON_SHORT;
-	vh = c->pos;
-	*proto = vh->proto;
-	mon_skip(c, sizeof(*vh));
-	return MON_OK;
+	return eth_parse(c, proto) ? MON_SHORT : MON_OK;
 }
 
 /* Reads the IPv4 or IPv6 header of ethertype @proto (network order) at @c:
@@ -167,41 +111,41 @@ static __always_inline int mon_eth(struct mon_cur *c, __be16 *proto)
  * Returns MON_OK, MON_OTHER (not IP; nothing stored), MON_MALFORMED (wrong
  * version, IHL below 5), MON_SHORT, or MON_FRAGMENT (a later IPv4 fragment:
  * addresses stored, no L4 header follows). */
-static __always_inline int mon_ip(struct mon_cur *c, __be16 proto,
+static __always_inline int mon_ip(struct cursor *c, __be16 proto,
 				  struct bpfnet_ip *src, struct bpfnet_ip *dst,
 				  __u8 *l4)
 {
-	struct ipv6hdr *ip6;
-	struct iphdr *ip;
+	struct wire_ip6 *ip6;
+	struct wire_ip4 *ip;
 	__u32 hlen;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
-		if (!mon_has(c, sizeof(*ip)))
+		if (!cursor_has(c, sizeof(*ip)))
 			return MON_SHORT;
 		ip = c->pos;
-		if (ip->version != 4 || ip->ihl < 5)
+		if ((ip->ver_ihl >> 4) != 4 || (ip->ver_ihl & 0xf) < 5)
 			return MON_MALFORMED;
-		hlen = ip->ihl * 4;
-		if (!mon_has(c, hlen))
+		hlen = (ip->ver_ihl & 0xf) * 4;
+		if (!cursor_has(c, hlen))
 			return MON_SHORT;
 		ip_set_v4(src, ip->saddr);
 		ip_set_v4(dst, ip->daddr);
 		*l4 = ip->protocol;
-		mon_skip(c, hlen);
-		if (ip->frag_off & bpf_htons(MON_IP_OFFSET))
+		cursor_skip(c, hlen);
+		if (ip->frag_off & bpf_htons(WIRE_IP4_OFFSET))
 			return MON_FRAGMENT;
 		return MON_OK;
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
-		if (!mon_has(c, sizeof(*ip6)))
+		if (!cursor_has(c, sizeof(*ip6)))
 			return MON_SHORT;
 		ip6 = c->pos;
-		if (ip6->version != 6)
+		if ((bpf_ntohl(ip6->ver_tc_flow) >> 28) != 6)
 			return MON_MALFORMED;
-		__builtin_memcpy(src->addr, &ip6->saddr, 16);
-		__builtin_memcpy(dst->addr, &ip6->daddr, 16);
+		__builtin_memcpy(src->addr, ip6->saddr, 16);
+		__builtin_memcpy(dst->addr, ip6->daddr, 16);
 		*l4 = ip6->nexthdr;
-		mon_skip(c, sizeof(*ip6));
+		cursor_skip(c, sizeof(*ip6));
 		return MON_OK;
 	}
 	return MON_OTHER;
@@ -215,12 +159,9 @@ static __always_inline int mon_ip(struct mon_cur *c, __be16 proto,
 static __always_inline int mon_parse(struct __sk_buff *skb, __u16 port,
 				     struct mon_flow_key *key, __u32 *need)
 {
-	struct mon_cur c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
-	};
-	struct mon_vxlan_hdr *vx;
-	struct udphdr *udp;
+	struct cursor c = cursor_start(skb);
+	struct wire_vxlan *vx;
+	struct wire_udp *udp;
 	__be16 proto = 0;
 	__u8 l4 = 0;
 	int ret;
@@ -235,11 +176,11 @@ static __always_inline int mon_parse(struct __sk_buff *skb, __u16 port,
 		ret = MON_OTHER;
 		goto out;
 	}
-	if (!mon_has(&c, sizeof(*udp) + sizeof(*vx))) {
+	if (!cursor_has(&c, sizeof(*udp) + sizeof(*vx))) {
 		ret = MON_SHORT;
 		/* too short for VXLAN, but the port decides if it is ours */
-		if (mon_has(&c, sizeof(*udp)) &&
-		    ((struct udphdr *)c.pos)->dest != bpf_htons(port))
+		if (cursor_has(&c, sizeof(*udp)) &&
+		    ((struct wire_udp *)c.pos)->dest != bpf_htons(port))
 			ret = MON_OTHER;
 		goto out;
 	}
@@ -248,14 +189,14 @@ static __always_inline int mon_parse(struct __sk_buff *skb, __u16 port,
 		ret = MON_OTHER;
 		goto out;
 	}
-	mon_skip(&c, sizeof(*udp));
+	cursor_skip(&c, sizeof(*udp));
 	vx = c.pos;
-	if (!(vx->flags & bpf_htonl(MON_VXLAN_I))) {
+	if (!(vx->flags & bpf_htonl(WIRE_VXLAN_I))) {
 		ret = MON_MALFORMED;
 		goto out;
 	}
 	key->vni = bpf_ntohl(vx->vni) >> 8;
-	mon_skip(&c, sizeof(*vx));
+	cursor_skip(&c, sizeof(*vx));
 
 	ret = mon_eth(&c, &proto);
 	if (ret != MON_OK)

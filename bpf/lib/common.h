@@ -14,7 +14,7 @@
 #define ETH_P_IPV6    0x86DD
 #define ETH_P_8021Q   0x8100
 #define ETH_P_8021AD  0x88A8
-
+#define ETH_P_ARP     0x0806
 
 #define NSEC_PER_SEC 1000000000ULL
 
@@ -24,19 +24,3 @@
 #endif
 
 #endif /* __BPFNET_LIB_COMMON_H */
-
-#ifndef __BPFNET_LIB_REDIRECT
-#define __BPFNET_LIB_REDIRECT
-/* Redirects @skb to @ifindex (BPF_F_INGRESS in @flags: into its receive
- * path). The target and flags are first stored in cb[0] and cb[1]: the
- * BPF_PROG_TEST_RUN ctx returns cb, while the redirect itself is not followed
- * there, so this is how prog tests see where a frame went. One store each,
- * into scratch space tc programs own. Returns TC_ACT_REDIRECT. */
-static __always_inline long redirect_to(struct __sk_buff *skb, __u32 ifindex,
-					__u64 flags)
-{
-	skb->cb[0] = ifindex;
-	skb->cb[1] = (__u32)flags;
-	return bpf_redirect(ifindex, flags);
-}
-#endif

@@ -4,38 +4,9 @@
 #define __BPFNET_LIB_TUNNEL_H
 
 #include "lib/common.h"
-#include "bpfnet.h"
+#include "lib/ip.h"
 
 #define TUNNEL_TTL 64
-
-/* True if @ip holds an IPv4-mapped address (::ffff:a.b.c.d). */
-static __always_inline int ip_is_v4(const struct bpfnet_ip *ip)
-{
-	return ip->addr[0] == 0 && ip->addr[1] == 0 &&
-	       ip->addr[2] == bpf_htonl(0x0000ffff);
-}
-
-/* True if @ip is all zeros (unset). */
-static __always_inline int ip_is_zero(const struct bpfnet_ip *ip)
-{
-	return (ip->addr[0] | ip->addr[1] | ip->addr[2] | ip->addr[3]) == 0;
-}
-
-/* Stores IPv4 @v4 (network order) in @ip as IPv4-mapped. */
-static __always_inline void ip_set_v4(struct bpfnet_ip *ip, __be32 v4)
-{
-	ip->addr[0] = 0;
-	ip->addr[1] = 0;
-	ip->addr[2] = bpf_htonl(0x0000ffff);
-	ip->addr[3] = v4;
-}
-
-static __always_inline int ip_equal(const struct bpfnet_ip *a,
-				    const struct bpfnet_ip *b)
-{
-	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] &&
-	       a->addr[2] == b->addr[2] && a->addr[3] == b->addr[3];
-}
 
 /* Reads the received frame's tunnel metadata: @vni (host order) and the
  * sending VTEP @remote (network order, IPv4-mapped for IPv4). Returns 0, or a

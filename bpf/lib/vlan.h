@@ -5,16 +5,10 @@
 
 #include "lib/common.h"
 #include "lib/eth.h"
+#include "lib/wire.h"
 
 #define VLAN_HLEN     4
 #define VLAN_VID_MASK 0x0fff
-
-/* True for the TPIDs bpfnet handles (@proto in network order). */
-static __always_inline int vlan_proto_ok(__be16 proto)
-{
-	return proto == bpf_htons(ETH_P_8021Q) ||
-	       proto == bpf_htons(ETH_P_8021AD);
-}
 
 /* Reads the outermost VLAN tag of @skb into @tci (host order: PCP, DEI,
  * VID) and @proto (network order). The tag is either in skb metadata -- the
@@ -26,23 +20,23 @@ static __always_inline int vlan_proto_ok(__be16 proto)
  * Returns 1 if tagged, 0 if untagged, -1 if the packet ends inside the VLAN
  * header. */
 static __always_inline int vlan_get_outer(struct __sk_buff *skb,
-					  struct ethhdr *eth, void *data_end,
+					  struct wire_eth *eth, void *data_end,
 					  __u16 *tci, __be16 *proto)
 {
-	struct vlan_hdr *vh;
+	struct wire_vlan *vh;
 
 	if (skb->vlan_present) {
 		*tci = (__u16)skb->vlan_tci;
 		*proto = (__be16)skb->vlan_proto;
 		return 1;
 	}
-	if (!vlan_proto_ok(eth->h_proto))
+	if (!eth_is_vlan(eth->proto))
 		return 0;
 	vh = (void *)(eth + 1);
 	if ((void *)(vh + 1) > data_end)
 		return -1;
-	*tci = bpf_ntohs(vh->h_vlan_TCI);
-	*proto = eth->h_proto;
+	*tci = bpf_ntohs(vh->tci);
+	*proto = eth->proto;
 	return 1;
 }
 

@@ -63,7 +63,7 @@ SEC("tc")
 int tag_ingress(struct __sk_buff *skb)
 {
 	struct tag_counts *n;
-	struct ethhdr *eth;
+	struct wire_eth *eth;
 	struct tag_cfg *c;
 	__be16 proto = 0;
 	__u32 zero = 0;
