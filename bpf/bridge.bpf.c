@@ -7,8 +7,15 @@
  *   the port's Linux bridge receives it as if from a wire.
  * bridge_egress (tc egress of each tenant port): {dst_mac, port} gives the
  *   remote VTEP; unknown, broadcast and multicast destinations go to the
- *   VNI's multicast group. The tunnel key is set and the frame redirected to
- *   the VXLAN device's egress.
+ *   VNI's multicast group. With native encapsulation (br_encap) the program
+ *   writes the outer headers and redirects out of the underlay
+ *   (lib/vxlan.h); otherwise, or for a frame the program leaves to it, the
+ *   tunnel key is set and the frame redirected to the VXLAN device's egress.
+ * bridge_decap (tc ingress of the underlay, with native encapsulation):
+ *   VXLAN for us that the program can take (not GSO, not a fragment, a
+ *   known VNI, an allowed sender) is decapsulated and handled as
+ *   bridge_ingress does; everything else goes on to the stack, hence the
+ *   VXLAN device and bridge_ingress.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,7 +27,9 @@
 #include "lib/redirect.h"
 #include "lib/stats.h"
 #include "lib/tunnel.h"
+#include "lib/vxlan.h"
 #include "bridge.h"
+#include "encap.h"
 
 /* br_cfg: [0] -> struct br_cfg. Control plane writes it at load. */
 struct {
@@ -80,6 +89,24 @@ struct {
 	__uint(max_entries, 1);
 } br_stats SEC(".maps");
 
+/* br_encap: [0] -> struct encap_cfg. Control plane writes it at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct encap_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} br_encap SEC(".maps");
+
+/* br_encap_stats: [0] -> per-CPU struct encap_stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct encap_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} br_encap_stats SEC(".maps");
+
 static __always_inline struct br_cfg *br_cfg_get(void)
 {
 	__u32 zero = 0;
@@ -101,42 +128,122 @@ static __always_inline void br_learn(const __u8 *mac, __u32 port,
 	}
 }
 
+/* The VNI's port for a frame from @remote (network order) on @vni (host
+ * order), if the VNI has one and its allow list (if any) has @remote.
+ * Otherwise NULL, and *@why is the drop_* counter's index: 1 unknown VNI,
+ * 2 sender denied. */
+static __always_inline struct br_vni_val *br_rx_port(__u32 vni,
+						     const struct bpfnet_ip *remote,
+						     int *why)
+{
+	struct br_vni_val *vport;
+	struct br_allow_key ak;
+
+	vport = bpf_map_lookup_elem(&br_vni, &vni);
+	if (!vport || !vport->port) { /* port 0: `vni add` still under way */
+		*why = 1;
+		return NULL;
+	}
+	if (vport->flags & BR_VNI_F_ALLOW_LIST) {
+		__builtin_memset(&ak, 0, sizeof(ak));
+		ak.vni = vni;
+		ak.remote = *remote;
+		if (!bpf_map_lookup_elem(&br_allow, &ak)) {
+			*why = 2;
+			return NULL;
+		}
+	}
+	return vport;
+}
+
+/* Learns the sender of the (decapsulated) frame in @skb and redirects it
+ * into @port. Returns the verdict. */
+static __always_inline int br_deliver(struct __sk_buff *skb, __u32 port,
+				      const struct bpfnet_ip *remote, __u32 vni)
+{
+	struct wire_eth *eth = eth_hdr_get(skb);
+
+	if (!eth) {
+		stats_inc(br_stats, drop_short);
+		return TC_ACT_SHOT;
+	}
+	if (!eth_is_multicast(eth->src))
+		br_learn(eth->src, port, remote, vni);
+	stats_inc(br_stats, rx);
+	return redirect_to(skb, port, BPF_F_INGRESS);
+}
+
 SEC("tc")
 int bridge_ingress(struct __sk_buff *skb)
 {
 	struct br_vni_val *vport;
 	struct bpfnet_ip remote;
-	struct br_allow_key ak;
-	struct wire_eth *eth;
+	int why = 0;
 	__u32 vni;
 
 	if (tunnel_get(skb, &vni, &remote)) {
 		stats_inc(br_stats, drop_no_tunnel);
 		return TC_ACT_SHOT;
 	}
-	vport = bpf_map_lookup_elem(&br_vni, &vni);
-	if (!vport || !vport->port) { /* port 0: `vni add` still under way */
-		stats_inc(br_stats, drop_unknown_vni);
-		return TC_ACT_SHOT;
-	}
-	if (vport->flags & BR_VNI_F_ALLOW_LIST) {
-		__builtin_memset(&ak, 0, sizeof(ak));
-		ak.vni = vni;
-		ak.remote = remote;
-		if (!bpf_map_lookup_elem(&br_allow, &ak)) {
+	vport = br_rx_port(vni, &remote, &why);
+	if (!vport) {
+		if (why == 2)
 			stats_inc(br_stats, drop_vtep_denied);
-			return TC_ACT_SHOT;
-		}
-	}
-	eth = eth_hdr_get(skb);
-	if (!eth) {
-		stats_inc(br_stats, drop_short);
+		else
+			stats_inc(br_stats, drop_unknown_vni);
 		return TC_ACT_SHOT;
 	}
-	if (!eth_is_multicast(eth->src))
-		br_learn(eth->src, vport->port, &remote, vni);
-	stats_inc(br_stats, rx);
-	return redirect_to(skb, vport->port, BPF_F_INGRESS);
+	return br_deliver(skb, vport->port, &remote, vni);
+}
+
+SEC("tc")
+int bridge_decap(struct __sk_buff *skb)
+{
+	struct encap_stats *st;
+	struct br_vni_val *vport;
+	struct encap_cfg *ec;
+	struct bpfnet_ip remote;
+	__u32 zero = 0, vni = 0, port;
+	int why = 0, ret;
+
+	ec = bpf_map_lookup_elem(&br_encap, &zero);
+	if (!ec || !(ec->flags & ENCAP_F_NATIVE))
+		return TC_ACT_UNSPEC;
+	st = bpf_map_lookup_elem(&br_encap_stats, &zero);
+	ret = vxlan_rx_parse(skb, ec, &vni, &remote);
+	if (ret == VXLAN_RX_NOT_OURS)
+		return TC_ACT_UNSPEC;
+	if (ret == VXLAN_RX_OK) {
+		vport = br_rx_port(vni, &remote, &why);
+		if (!vport)
+			ret = VXLAN_RX_UNSURE; /* the device's program counts the drop */
+	}
+	if (ret != VXLAN_RX_OK) {
+		if (st) {
+			if (ret == VXLAN_RX_GSO)
+				st->rx_fallback_gso += 1;
+			else if (ret == VXLAN_RX_FRAG)
+				st->rx_fallback_frag += 1;
+			else
+				st->rx_fallback += 1;
+		}
+		return TC_ACT_UNSPEC;
+	}
+	port = vport->port;
+	ret = vxlan_decap(skb);
+	if (ret) {
+		if (ret == -1) {
+			if (st)
+				st->rx_fallback += 1;
+			return TC_ACT_UNSPEC;
+		}
+		if (st)
+			st->drop_encap += 1;
+		return TC_ACT_SHOT;
+	}
+	if (st)
+		st->decap += 1;
+	return br_deliver(skb, port, &remote, vni);
 }
 
 SEC("tc")
@@ -148,8 +255,10 @@ int bridge_egress(struct __sk_buff *skb)
 	struct br_fdb_val *fv;
 	struct br_cfg *cfg;
 	struct wire_eth *eth;
-	__u32 port = skb->ifindex;
-	int aged = 0;
+	struct encap_stats *st;
+	struct encap_cfg *ec;
+	__u32 port = skb->ifindex, zero = 0;
+	int aged = 0, ret;
 
 	cfg = br_cfg_get();
 	if (!cfg || !cfg->vxlan_ifindex) {
@@ -180,11 +289,30 @@ int bridge_egress(struct __sk_buff *skb)
 		dst = &vport->group;
 		stats_inc(br_stats, flood);
 	}
+	ec = bpf_map_lookup_elem(&br_encap, &zero);
+	st = bpf_map_lookup_elem(&br_encap_stats, &zero);
+	if (ec && (ec->flags & ENCAP_F_NATIVE)) {
+		ret = vxlan_encap(skb, ec, st, dst, pv->vni);
+		if (ret != VXLAN_TX_DEVICE)
+			return ret;
+		if (st)
+			st->tx_fallback += 1;
+	}
+	if (st)
+		st->tx_device += 1;
 	if (tunnel_set(skb, dst, &cfg->local, pv->vni)) {
 		stats_inc(br_stats, drop_tunnel_key);
 		return TC_ACT_SHOT;
 	}
 	return redirect_to(skb, cfg->vxlan_ifindex, 0);
+}
+
+/* Run by the control plane at load (BPF_PROG_TEST_RUN), never attached:
+ * may this kernel take the native path? See vxlan_probe. */
+SEC("tc")
+int bridge_probe(struct __sk_buff *skb)
+{
+	return vxlan_probe(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

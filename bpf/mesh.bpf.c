@@ -11,6 +11,13 @@
  *   is set and the frame redirected to the VXLAN device's egress. A frame
  *   that entered the bridge through one of our ports came from the tunnel and
  *   is dropped (split horizon): the sending peer reaches every peer itself.
+ *   With native encapsulation (mesh_encap) the program writes the outer
+ *   headers and redirects out of the underlay (lib/vxlan.h); otherwise, or
+ *   for a frame the program leaves to it, through the VXLAN device.
+ * mesh_decap (tc ingress of the underlay, with native encapsulation): VXLAN
+ *   for us from a known {vni, remote} that the program can take (not GSO,
+ *   not a fragment) is decapsulated and redirected into the peer's port;
+ *   everything else goes on to the VXLAN device and mesh_ingress.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,6 +27,8 @@
 #include "lib/redirect.h"
 #include "lib/stats.h"
 #include "lib/tunnel.h"
+#include "lib/vxlan.h"
+#include "encap.h"
 #include "mesh.h"
 
 /* mesh_cfg: [0] -> struct mesh_cfg. Control plane writes it at load. */
@@ -74,6 +83,33 @@ struct {
 	__uint(max_entries, 1);
 } mesh_stats SEC(".maps");
 
+/* mesh_encap: [0] -> struct encap_cfg. Control plane writes it at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct encap_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} mesh_encap SEC(".maps");
+
+/* mesh_encap_stats: [0] -> per-CPU struct encap_stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct encap_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} mesh_encap_stats SEC(".maps");
+
+/* Counts a frame from @peer and redirects it into the peer's port. */
+static __always_inline int mesh_deliver(struct __sk_buff *skb, struct mesh_peer_val *peer)
+{
+	__sync_fetch_and_add(&peer->rx_pkts, 1);
+	__sync_fetch_and_add(&peer->rx_bytes, skb->len);
+	stats_inc(mesh_stats, rx);
+	return redirect_to(skb, peer->port, BPF_F_INGRESS);
+}
+
 SEC("tc")
 int mesh_ingress(struct __sk_buff *skb)
 {
@@ -90,10 +126,55 @@ int mesh_ingress(struct __sk_buff *skb)
 		stats_inc(mesh_stats, drop_unknown_peer);
 		return TC_ACT_SHOT;
 	}
-	__sync_fetch_and_add(&peer->rx_pkts, 1);
-	__sync_fetch_and_add(&peer->rx_bytes, skb->len);
-	stats_inc(mesh_stats, rx);
-	return redirect_to(skb, peer->port, BPF_F_INGRESS);
+	return mesh_deliver(skb, peer);
+}
+
+SEC("tc")
+int mesh_decap(struct __sk_buff *skb)
+{
+	struct mesh_peer_val *peer = NULL;
+	struct mesh_peer_key key;
+	struct encap_stats *st;
+	struct encap_cfg *ec;
+	__u32 zero = 0;
+	int ret;
+
+	ec = bpf_map_lookup_elem(&mesh_encap, &zero);
+	if (!ec || !(ec->flags & ENCAP_F_NATIVE))
+		return TC_ACT_UNSPEC;
+	st = bpf_map_lookup_elem(&mesh_encap_stats, &zero);
+	__builtin_memset(&key, 0, sizeof(key));
+	ret = vxlan_rx_parse(skb, ec, &key.vni, &key.remote);
+	if (ret == VXLAN_RX_NOT_OURS)
+		return TC_ACT_UNSPEC;
+	if (ret == VXLAN_RX_OK) {
+		peer = bpf_map_lookup_elem(&mesh_peers, &key);
+		if (!peer || !peer->port)
+			ret = VXLAN_RX_UNSURE; /* the device's program counts the drop */
+	}
+	if (ret == VXLAN_RX_OK && peer) {
+		ret = vxlan_decap(skb);
+		if (!ret) {
+			if (st)
+				st->decap += 1;
+			return mesh_deliver(skb, peer);
+		}
+		if (ret != -1) {
+			if (st)
+				st->drop_encap += 1;
+			return TC_ACT_SHOT;
+		}
+		ret = VXLAN_RX_UNSURE;
+	}
+	if (st) {
+		if (ret == VXLAN_RX_GSO)
+			st->rx_fallback_gso += 1;
+		else if (ret == VXLAN_RX_FRAG)
+			st->rx_fallback_frag += 1;
+		else
+			st->rx_fallback += 1;
+	}
+	return TC_ACT_UNSPEC;
 }
 
 SEC("tc")
@@ -103,7 +184,10 @@ int mesh_egress(struct __sk_buff *skb)
 	struct mesh_cfg *cfg;
 	__u32 port = skb->ifindex;
 	__u32 from = skb->ingress_ifindex;
-	__u32 zero = 0;
+	__u32 zero = 0, len;
+	struct encap_stats *st;
+	struct encap_cfg *ec;
+	int ret;
 
 	cfg = bpf_map_lookup_elem(&mesh_cfg, &zero);
 	if (!cfg || !cfg->vxlan_ifindex) {
@@ -120,14 +204,38 @@ int mesh_egress(struct __sk_buff *skb)
 		stats_inc(mesh_stats, drop_split_horizon);
 		return TC_ACT_SHOT;
 	}
+	len = skb->len;
+	ec = bpf_map_lookup_elem(&mesh_encap, &zero);
+	st = bpf_map_lookup_elem(&mesh_encap_stats, &zero);
+	if (ec && (ec->flags & ENCAP_F_NATIVE)) {
+		ret = vxlan_encap(skb, ec, st, &pv->remote, pv->vni);
+		if (ret == TC_ACT_REDIRECT)
+			goto sent;
+		if (ret != VXLAN_TX_DEVICE)
+			return ret;
+		if (st)
+			st->tx_fallback += 1;
+	}
+	if (st)
+		st->tx_device += 1;
 	if (tunnel_set(skb, &pv->remote, &cfg->local, pv->vni)) {
 		stats_inc(mesh_stats, drop_tunnel_key);
 		return TC_ACT_SHOT;
 	}
+	ret = redirect_to(skb, cfg->vxlan_ifindex, 0);
+sent:
 	__sync_fetch_and_add(&pv->tx_pkts, 1);
-	__sync_fetch_and_add(&pv->tx_bytes, skb->len);
+	__sync_fetch_and_add(&pv->tx_bytes, len);
 	stats_inc(mesh_stats, tx);
-	return redirect_to(skb, cfg->vxlan_ifindex, 0);
+	return ret;
+}
+
+/* Run by the control plane at load (BPF_PROG_TEST_RUN), never attached:
+ * may this kernel take the native path? See vxlan_probe. */
+SEC("tc")
+int mesh_probe(struct __sk_buff *skb)
+{
+	return vxlan_probe(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

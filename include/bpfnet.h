@@ -14,6 +14,10 @@ struct bpfnet_ip {
  * with this priority and handle, so foreign filters are never touched. */
 #define BPFNET_TC_PRIO   0xbf00
 #define BPFNET_TC_HANDLE 0xbf
+/* The bridge's and the mesh's decapsulation on an underlay, which the
+ * monitor may share: after it (a higher prio runs later), so the monitor
+ * counts every frame. */
+#define BPFNET_TC_PRIO_DECAP 0xbf01
 
 /* Default FDB ageing, like the kernel bridge's. */
 #define BPFNET_AGEING_S 300

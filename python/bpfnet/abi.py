@@ -17,6 +17,8 @@ from netaddr import EUI, IPAddress, mac_unix_expanded
 
 # include/bpfnet.h
 BPFNET_TC_PRIO = 0xBF00
+BPFNET_TC_PRIO_DECAP = 0xBF01  # decapsulation on an underlay: after the monitor
+BPFNET_TC_PRIOS = (BPFNET_TC_PRIO, BPFNET_TC_PRIO_DECAP)
 BPFNET_TC_HANDLE = 0xBF
 BPFNET_AGEING_S = 300
 
@@ -266,6 +268,34 @@ MIRRORS.update({
     "mon_flow_key": MonFlowKey,
     "mon_flow_val": MonFlowVal,
     "mon_stats": MonStats,
+})
+
+
+# include/encap.h (in-program VXLAN encapsulation: bridge and mesh)
+ENCAP_F_NATIVE = 1 << 0
+ENCAP_F_IPV6 = 1 << 1
+ENCAP_HLEN = {4: 50, 6: 70}
+
+
+class EncapCfg(ctypes.Structure):
+    """struct encap_cfg: dstport network order (a big-endian field), the
+    source port range host order."""
+    _fields_ = [("underlay", c_uint32), ("flags", c_uint32),
+                ("dstport", ctypes.c_uint16.__ctype_be__), ("src_mac", Mac),
+                ("sport_min", ctypes.c_uint16), ("sport_max", ctypes.c_uint16),
+                ("pad", c_uint32), ("local", BpfnetIP)]
+
+
+class EncapStats(ctypes.Structure):
+    """struct encap_stats: per-CPU counters of the path frames took."""
+    _fields_ = [(n, c_uint64) for n in (
+        "encap", "encap_l2", "tx_device", "tx_fallback", "decap", "rx_fallback_gso",
+        "rx_fallback_frag", "rx_fallback", "drop_mtu", "drop_encap")]
+
+
+MIRRORS.update({
+    "encap_cfg": EncapCfg,
+    "encap_stats": EncapStats,
 })
 
 

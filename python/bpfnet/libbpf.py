@@ -354,9 +354,26 @@ def prog_get_fd_by_id(prog_id: int) -> int:
     return _check(_lib.bpf_prog_get_fd_by_id(prog_id), "program by id", str(prog_id))
 
 
-def link_create(prog_fd: int, target: int, attach_type: int) -> int:
-    """bpf_link_create with no opts (enough for tcx without anchors)."""
-    return _check(_lib.bpf_link_create(prog_fd, target, attach_type, None), "link create")
+class bpf_link_create_opts(ctypes.Structure):
+    """struct bpf_link_create_opts of libbpf 1.1 (bpf.h): sz, flags, and a
+    union of per-type opts (largest: kprobe_multi, 32 bytes) left zero.
+    libbpf copies ``flags`` into the syscall's link_create.flags for any
+    attach type, which is how tcx's BPF_F_BEFORE reaches the kernel (with no
+    relative program: before every other)."""
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", c_u32), ("_pad", c_u32),
+                ("_union", ctypes.c_uint8 * 32)]
+
+
+BPF_F_BEFORE = 1 << 3  # tcx (bpf_mprog): attach before the relative program
+
+
+def link_create(prog_fd: int, target: int, attach_type: int, flags: int = 0) -> int:
+    """bpf_link_create; ``flags`` (BPF_F_BEFORE) with no anchor program."""
+    opts = None
+    if flags:
+        opts = bpf_link_create_opts(sz=ctypes.sizeof(bpf_link_create_opts), flags=flags)
+        opts = ctypes.byref(opts)
+    return _check(_lib.bpf_link_create(prog_fd, target, attach_type, opts), "link create")
 
 
 def link_update(link_fd: int, prog_fd: int) -> None:

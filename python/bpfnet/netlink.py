@@ -27,7 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ifinfmsg.plugins.vxlan import vxlan as _pyroute2_vxlan
 
-from .abi import BPFNET_TC_HANDLE, BPFNET_TC_PRIO
+from .abi import BPFNET_TC_HANDLE, BPFNET_TC_PRIO, BPFNET_TC_PRIOS
 from .errors import ConfigError, NotFound
 
 NETNS_DIR = "/var/run/netns"
@@ -381,16 +381,18 @@ class Net:
             if e.code not in (errno.ENOENT, errno.EINVAL, errno.ENODEV):
                 raise
 
-    def attach(self, index: int, direction: str, prog_fd: int, name: str) -> None:
-        """Adds or atomically replaces bpfnet's direct-action filter."""
+    def attach(self, index: int, direction: str, prog_fd: int, name: str,
+               prio: int = BPFNET_TC_PRIO) -> None:
+        """Adds or atomically replaces bpfnet's direct-action filter (at
+        ``prio``: one of bpfnet's, BPFNET_TC_PRIO unless told)."""
         self.ipr.tc("replace-filter", "bpf", index, BPFNET_TC_HANDLE, fd=prog_fd,
                     name=name, parent=PARENT[direction], classid=1,
-                    direct_action=True, prio=BPFNET_TC_PRIO)
+                    direct_action=True, prio=prio)
 
-    def detach(self, index: int, direction: str) -> bool:
+    def detach(self, index: int, direction: str, prio: int = BPFNET_TC_PRIO) -> bool:
         try:
             self.ipr.tc("del-filter", "bpf", index, BPFNET_TC_HANDLE,
-                        parent=PARENT[direction], prio=BPFNET_TC_PRIO)
+                        parent=PARENT[direction], prio=prio)
             return True
         except NetlinkError as e:
             if e.code in (errno.ENOENT, errno.EINVAL, errno.ENODEV):
@@ -412,12 +414,13 @@ class Net:
             out.append({"prio": f["info"] >> 16, "handle": f["handle"],
                         "kind": f.get_attr("TCA_KIND"),
                         "name": attrs.get("TCA_BPF_NAME"),
-                        "ours": (f["info"] >> 16) == BPFNET_TC_PRIO
+                        "ours": (f["info"] >> 16) in BPFNET_TC_PRIOS
                         and f["handle"] == BPFNET_TC_HANDLE})
         return out
 
-    def ours_attached(self, index: int, direction: str) -> str | None:
+    def ours_attached(self, index: int, direction: str,
+                      prio: int = BPFNET_TC_PRIO) -> str | None:
         for f in self.filters(index, direction):
-            if f["ours"]:
+            if f["ours"] and f["prio"] == prio:
                 return f["name"]
         return None

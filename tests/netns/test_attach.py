@@ -35,8 +35,11 @@ def test_mode_is_probed_from_the_kernel(two, monkeypatch):
     st = status(sim, h0)
     assert {a["mode"] for a in st["attach"]} == {want}
     assert all(a["program"] for a in st["attach"])
+    assert st["encap"]["decap_attach"] == {"program": "bridge_decap", "mode": want}
     links = [f for f in os.listdir(os.path.join(sim.pin_root, h0, "bridge")) if f.startswith("link_")]
-    assert len(links) == (2 if want == "tcx" else 0)
+    # the VXLAN device's ingress, the port's egress, the underlay's ingress
+    # (native decapsulation)
+    assert len(links) == (3 if want == "tcx" else 0)
 
 
 @pytest.mark.parametrize("mode", ["tc", "probed"])

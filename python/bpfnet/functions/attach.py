@@ -16,6 +16,7 @@ import ctypes
 import os
 
 from .. import libbpf
+from ..abi import BPFNET_TC_PRIO
 from ..maps import Map
 from .undo import Undo
 
@@ -46,6 +47,15 @@ class Hooks:
     """The attach side of a Function (a mixin: it uses ``self.dir`` and
     ``self.net``)."""
 
+    # program name -> tc prio, for programs that share a hook with another
+    # bpfnet function's (tc mode; tcx orders by position): the overlays'
+    # decapsulation on an underlay goes after the monitor
+    tc_prios: dict = {}
+    # programs attached before every other on their hook (tcx: BPF_F_BEFORE;
+    # tc: their prio is the lowest): the monitor, which must count frames a
+    # decapsulation after it takes away
+    first_progs: tuple = ()
+
     def _link_pin(self, index: int, direction: str) -> str:
         return os.path.join(self.dir, f"link_{direction}_{index}")
 
@@ -53,6 +63,7 @@ class Hooks:
                undo: Undo | None = None) -> str:
         """Attaches (or atomically replaces) this function's program on a hook;
         returns the mode used. ``undo`` gets the way back."""
+        prio = self.tc_prios.get(prog_name, BPFNET_TC_PRIO)
         pin = self._link_pin(index, direction)
         if os.path.exists(pin):
             fd = libbpf.obj_get(pin)
@@ -61,8 +72,9 @@ class Hooks:
             finally:
                 os.close(fd)
             return "tcx"
-        if self.net.ours_attached(index, direction) is None and attach_mode() == "tcx":
-            fd = libbpf.link_create(prog_fd, index, TCX[direction])
+        if self.net.ours_attached(index, direction, prio) is None and attach_mode() == "tcx":
+            fd = libbpf.link_create(prog_fd, index, TCX[direction],
+                                    libbpf.BPF_F_BEFORE if prog_name in self.first_progs else 0)
             try:
                 libbpf.obj_pin(fd, pin)
                 os.chmod(pin, 0o600)
@@ -73,24 +85,24 @@ class Hooks:
             return "tcx"
         if self.net.clsact(index):
             self._qdisc_owned(index, True)
-        self.net.attach(index, direction, prog_fd, prog_name)
+        self.net.attach(index, direction, prog_fd, prog_name, prio)
         if undo:
-            undo.push(self.detach, index, direction)
+            undo.push(self.detach, index, direction, prio)
         return "tc"
 
-    def detach(self, index: int, direction: str) -> None:
+    def detach(self, index: int, direction: str, prio: int = BPFNET_TC_PRIO) -> None:
         """Removes this function's program from a hook, and the clsact qdisc
         if bpfnet created it and no filter is left on it."""
         pin = self._link_pin(index, direction)
         if os.path.exists(pin):
             os.unlink(pin)
-        self.net.detach(index, direction)
+        self.net.detach(index, direction, prio)
         if self._qdisc_owned(index) and not (self.net.filters(index, "ingress")
                                              or self.net.filters(index, "egress")):
             self.net.del_clsact(index)
             self._qdisc_owned(index, False)
 
-    def attached(self, index: int, direction: str) -> dict:
+    def attached(self, index: int, direction: str, prio: int = BPFNET_TC_PRIO) -> dict:
         """{"program": name or None, "mode": "tcx" | "tc" | None, "prog_id",
         "tag"} for a hook. tcx: the link's program. tc: the filter's name, and
         the id and tag of the program of that name pinned beside the maps
@@ -105,16 +117,17 @@ class Hooks:
             if info.target[0] & 0xFFFFFFFF != index:  # defunct: the device went away
                 return {"program": None, "mode": "tcx", "prog_id": None, "tag": None}
             return {**prog_ident(libbpf.prog_get_fd_by_id(info.prog_id)), "mode": "tcx"}
-        name = self.net.ours_attached(index, direction)
+        name = self.net.ours_attached(index, direction, prio)
         path = os.path.join(self.dir, name or "")
         if name in self.programs and os.path.exists(path):
             return {**prog_ident(libbpf.obj_get(path)), "program": name, "mode": "tc"}
         return {"program": name, "mode": "tc" if name else None, "prog_id": None, "tag": None}
 
-    def attach_row(self, index: int, hook: str, **extra) -> dict:
+    def attach_row(self, index: int, hook: str, prio: int = BPFNET_TC_PRIO, **extra) -> dict:
         """A ``status`` attach entry: {"device", "hook", "program", "mode",
         "prog_id", "tag", **extra}."""
-        return {"device": self.net.name(index), "hook": hook, **self.attached(index, hook), **extra}
+        return {"device": self.net.name(index), "hook": hook, **self.attached(index, hook, prio),
+                **extra}
 
     def _qdisc_owned(self, index: int, set_to: bool | None = None) -> bool:
         path = os.path.join(self.dir, QDISC_MAP)

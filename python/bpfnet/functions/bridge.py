@@ -26,7 +26,7 @@ from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
 from ..errors import ConfigError, NotFound
 from .. import validate
 from .base import Undo
-from .options import DEVICE, LOCAL, PORT, UNDERLAY, Option, text
+from .options import DEVICE, ENCAP, LOCAL, PORT, UNDERLAY, Option, text
 from .overlay import C_U32, Overlay
 
 DEFAULT_GROUP = IPAddress("239.1.1.1")
@@ -40,6 +40,7 @@ class Bridge(Overlay):
     name = "bridge"
     cfg_map, cfg_type, created_flag = "br_cfg", BrCfg, abi.BR_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "bridge_ingress", "bridge_egress", "br_port"
+    encap_prefix = "br"
     options = (UNDERLAY, LOCAL,
                Option("group", text(validate.mcast_group), in_place=False, metavar="IP",
                       default=DEFAULT_GROUP, cfg_field="group",
@@ -47,7 +48,8 @@ class Bridge(Overlay):
                PORT, DEVICE,
                Option("ageing", text(validate.seconds), in_place=True, metavar="SECONDS",
                       default=abi.BPFNET_AGEING_S, cfg_field="ageing_s",
-                      help=f"FDB ageing time (default {abi.BPFNET_AGEING_S})"))
+                      help=f"FDB ageing time (default {abi.BPFNET_AGEING_S})"),
+               ENCAP)
     maps = {
         "br_cfg": (C_U32, BrCfg),
         "br_vni": (C_U32, BrVniVal),
@@ -361,7 +363,7 @@ class Bridge(Overlay):
                 "group": str(ip_unpack(cfg.group)),
                 "local": self.local_in_use(cfg, ip_unpack(cfg.group).version),
                 "ageing_s": cfg.ageing_s, "attach": attach,
-                "maps": self.map_fill(), "counters": self.stats()}
+                "maps": self.map_fill(), "counters": self.stats(), "encap": self.encap_status()}
 
 
 FUNCTION = Bridge

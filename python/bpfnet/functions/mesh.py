@@ -27,7 +27,7 @@ from ..abi import (MeshCfg, MeshPeerKey, MeshPeerVal, MeshPortVal, MeshVniVal,
                    ip_pack, ip_unpack)
 from ..errors import ConfigError, NotFound
 from .base import Undo
-from .options import DEVICE, LOCAL, PORT, UNDERLAY
+from .options import DEVICE, ENCAP, LOCAL, PORT, UNDERLAY
 from .overlay import C_U32, Overlay
 
 PORT_PREFIX = ("bmp", "bmq")
@@ -41,9 +41,10 @@ class Mesh(Overlay):
     name = "mesh"
     cfg_map, cfg_type, created_flag = "mesh_cfg", MeshCfg, abi.MESH_CFG_F_VXLAN_CREATED
     ingress_prog, egress_prog, ports_map = "mesh_ingress", "mesh_egress", "mesh_ports"
+    encap_prefix = "mesh"
     options = (UNDERLAY,
                replace(LOCAL, help="local VTEP address, IPv4 or IPv6 (default: routing picks)"),
-               PORT, DEVICE)
+               PORT, DEVICE, ENCAP)
     maps = {
         "mesh_cfg": (C_U32, MeshCfg),
         "mesh_peers": (MeshPeerKey, MeshPeerVal),
@@ -237,7 +238,7 @@ class Mesh(Overlay):
         return {"function": self.name, "device": net.name(vx),
                 "local": self.local_in_use(cfg), "udp_port": cfg.dstport,
                 "attach": attach, "vnis": list(vnis.values()),
-                "maps": self.map_fill(), "counters": self.stats()}
+                "maps": self.map_fill(), "counters": self.stats(), "encap": self.encap_status()}
 
 
 FUNCTION = Mesh

@@ -105,6 +105,7 @@ def write_json_atomic(path: str, data) -> None:
 
 class Monitor(Function):
     name = "monitor"
+    first_progs = ("monitor_ingress",)  # before a bridge's or mesh's decapsulation
     programs = ("monitor_ingress", "monitor_egress")
     options = (Option("dev", text(validate.ifname), in_place=False, required=True, metavar="DEV",
                       help="the underlay device carrying the VXLAN traffic (required on first load)"),

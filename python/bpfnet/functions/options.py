@@ -141,3 +141,6 @@ PORT = Option("port", text(validate.udp_port), in_place=False, metavar="PORT", d
               help="VXLAN UDP port (default 4789)")
 DEVICE = Option("device", text(validate.ifname), in_place=False, metavar="NAME",
                 default="vxlan0", help="VXLAN device (default vxlan0)")
+ENCAP = Option("encap", choice("native", "device"), in_place=True, metavar="native|device",
+               default="native", help="native: the programs encapsulate (default, where the "
+                                      "kernel allows it); device: through the VXLAN device")
