@@ -224,6 +224,8 @@ int bridge_decap(struct __sk_buff *skb)
 				st->rx_fallback_gso += 1;
 			else if (ret == VXLAN_RX_FRAG)
 				st->rx_fallback_frag += 1;
+			else if (ret == VXLAN_RX_TCP)
+				st->rx_fallback_tcp += 1;
 			else
 				st->rx_fallback += 1;
 		}

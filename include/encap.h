@@ -40,6 +40,8 @@ struct encap_stats {
 	__u64 decap;            /* frames decapsulated in the program */
 	__u64 rx_fallback_gso;  /* VXLAN for us left to the device: GSO/GRO */
 	__u64 rx_fallback_frag; /* ... IP fragments */
+	__u64 rx_fallback_tcp;  /* ... TCP, which GSO/GRO frames of the same flow
+				 * take the device for: one path keeps it in order */
 	__u64 rx_fallback;      /* ... anything else unsure (IPv4 options, VXLAN
 				 * flags, unknown VNI or peer, IPv6 checksum) */
 	__u64 drop_mtu;         /* too big for the underlay (DF): refused */

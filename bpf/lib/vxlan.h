@@ -423,10 +423,33 @@ enum vxlan_rx {
 	VXLAN_RX_NOT_OURS,      /* not VXLAN to our port and address */
 	VXLAN_RX_GSO,           /* ours, but a GSO/GRO frame: the device's */
 	VXLAN_RX_FRAG,          /* ours, but an IP fragment: the device's */
+	VXLAN_RX_TCP,           /* ours, but TCP inside: the device's, as the
+				 * flow's GSO/GRO frames are (one path per flow
+				 * keeps its segments in order) */
 	VXLAN_RX_UNSURE,        /* ours, but something the program leaves to
 				 * the device (IPv4 options, trailing bytes,
 				 * VXLAN flags, an IPv6 underlay) */
 };
+
+/* True if the inner frame at @c (its Ethernet header, untagged) is IPv4 or
+ * IPv6 carrying TCP. A frame too short to tell is not. */
+static __always_inline int vxlan_inner_is_tcp(struct cursor *c)
+{
+	struct wire_eth *eth;
+	struct wire_ip4 *ip4;
+	struct wire_ip6 *ip6;
+
+	if (!cursor_has(c, sizeof(*eth) + sizeof(*ip6)))
+		return 0;
+	eth = c->pos;
+	ip4 = (void *)(eth + 1);
+	ip6 = (void *)(eth + 1);
+	if (eth->proto == bpf_htons(ETH_P_IP))
+		return ip4->protocol == IPPROTO_TCP;
+	if (eth->proto == bpf_htons(ETH_P_IPV6))
+		return ip6->nexthdr == IPPROTO_TCP;
+	return 0;
+}
 
 /* The IPv6 part of vxlan_rx_parse, @c at the Ethernet header: VXLAN to our
  * port (no extension headers) is left to the device, which verifies the
@@ -494,6 +517,9 @@ static __always_inline int vxlan_rx_parse(struct __sk_buff *skb, const struct en
 	    bpf_ntohs(ip->tot_len) + ETH_HLEN != skb->len ||
 	    skb->len < ENCAP_HLEN4 + ETH_HLEN)
 		return VXLAN_RX_UNSURE;
+	cursor_skip(&c, sizeof(*vx));
+	if (vxlan_inner_is_tcp(&c))
+		return VXLAN_RX_TCP;
 	*vni = bpf_ntohl(vx->vni) >> 8;
 	ip_set_v4(remote, ip->saddr);
 	return VXLAN_RX_OK;

@@ -290,7 +290,7 @@ class EncapStats(ctypes.Structure):
     """struct encap_stats: per-CPU counters of the path frames took."""
     _fields_ = [(n, c_uint64) for n in (
         "encap", "encap_l2", "tx_device", "tx_fallback", "decap", "rx_fallback_gso",
-        "rx_fallback_frag", "rx_fallback", "drop_mtu", "drop_encap")]
+        "rx_fallback_frag", "rx_fallback_tcp", "rx_fallback", "drop_mtu", "drop_encap")]
 
 
 MIRRORS.update({
