@@ -196,16 +196,34 @@ class Variant:
 # --- bpfnet ------------------------------------------------------------------
 
 class BpfnetBridge(Variant):
-    key, label = "bridge", "bpfnet bridge"
+    key, label = "bridge", "bpfnet bridge (native encap)"
     code = "br"
+    encap = ()  # extra load options: the default path, or --encap device
 
     def check(self):
         need_function("bridge")
 
     def host_setup(self, i, h):
         self.sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay_ip(i),
-                           "--group", GROUP, netns_=h)
+                           "--group", GROUP, *self.encap, netns_=h)
         self.sim.bpfnetctl("vni", "add", str(VNI), "--bridge", "br10", netns_=h)
+
+
+class BpfnetBridgeDevice(BpfnetBridge):
+    key, label = "bridge-dev", "bpfnet bridge (--encap device)"
+    code = "bd"
+    encap = ("--encap", "device")
+
+
+class BpfnetBridgeFib(BpfnetBridge):
+    """Forwarding on the underlay: the native path's outer MACs come from
+    bpf_fib_lookup instead of bpf_redirect_neigh routing each frame."""
+    key, label = "bridge-fib", "bpfnet bridge (native, forwarding on: fib_lookup)"
+    code = "bf"
+
+    def host_setup(self, i, h):
+        self.sim.sysctl(h, "net.ipv4.conf.eth0.forwarding", "1")
+        super().host_setup(i, h)
 
 
 class BpfnetBridgeMonitor(BpfnetBridge):
@@ -221,18 +239,58 @@ class BpfnetBridgeMonitor(BpfnetBridge):
         self.sim.bpfnetctl("load", "monitor", "--dev", "eth0", netns_=h)
 
 
+def headroom_member(sim: Sim, h: str, i: int) -> None:
+    """Measurement only, not a design: a VXLAN device that stays down,
+    enslaved to br10, which raises the bridge's needed_headroom to a VXLAN
+    device's and so, through the bridge's ports (veth passes it to its
+    peer), the tenant's: its frames then have room for the outer headers
+    and are not reallocated when they are encapsulated. Down, it binds no
+    socket and carries nothing."""
+    with sim.ipr(h) as ipr:
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.link("add", ifname="hr10", kind="vxlan", vxlan_id=4094, vxlan_link=eth0,
+                 vxlan_local=underlay_ip(i), vxlan_port=4799)
+        ipr.link("set", index=ipr.link_lookup(ifname="hr10")[0],
+                 master=ipr.link_lookup(ifname="br10")[0])
+
+
+class BpfnetBridgeHeadroom(BpfnetBridge):
+    key, label = "bridge-hr", "bpfnet bridge (native) + tenant headroom"
+    code = "bh"
+
+    def host_setup(self, i, h):
+        super().host_setup(i, h)
+        headroom_member(self.sim, h, i)
+
+
+class BpfnetBridgeDeviceHeadroom(BpfnetBridgeDevice):
+    key, label = "bridge-dev-hr", "bpfnet bridge (--encap device) + tenant headroom"
+    code = "dh"
+
+    def host_setup(self, i, h):
+        super().host_setup(i, h)
+        headroom_member(self.sim, h, i)
+
+
 class BpfnetMesh(Variant):
-    key, label = "mesh", "bpfnet mesh"
+    key, label = "mesh", "bpfnet mesh (native encap)"
     code = "me"
+    encap = ()
 
     def check(self):
         need_function("mesh")
 
     def host_setup(self, i, h):
         self.sim.bpfnetctl("load", "mesh", "--underlay", "eth0", "--local", underlay_ip(i),
-                           netns_=h)
+                           *self.encap, netns_=h)
         self.sim.bpfnetctl("peer", "add", underlay_ip(1 - i), "--vni", str(VNI),
                            "--bridge", "br10", netns_=h)
+
+
+class BpfnetMeshDevice(BpfnetMesh):
+    key, label = "mesh-dev", "bpfnet mesh (--encap device)"
+    code = "md"
+    encap = ("--encap", "device")
 
 
 # --- the kernel's own ----------------------------------------------------------
@@ -278,7 +336,9 @@ class NoEncap(Variant):
         self.sim.enslave(h, "eth0", "br10")
 
 
-VARIANTS = [BpfnetBridge, BpfnetMesh, BpfnetBridgeMonitor, KernelMcast, KernelUcast, NoEncap]
+VARIANTS = [BpfnetBridge, BpfnetBridgeDevice, BpfnetBridgeFib, BpfnetBridgeHeadroom,
+            BpfnetBridgeDeviceHeadroom, BpfnetMesh, BpfnetMeshDevice,
+            BpfnetBridgeMonitor, KernelMcast, KernelUcast, NoEncap]
 REFERENCE = "kernel-mcast"
 
 
