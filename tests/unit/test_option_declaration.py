@@ -20,8 +20,8 @@ from bpfnet import validate
 # what may change on a loaded function (README "Upgrades: what a second load may change")
 IN_PLACE = {
     "bridge": {"underlay": False, "local": False, "group": False, "port": False,
-               "device": False, "ageing": True},
-    "mesh": {"underlay": False, "local": False, "port": False, "device": False},
+               "device": False, "ageing": True, "encap": True},
+    "mesh": {"underlay": False, "local": False, "port": False, "device": False, "encap": True},
     "gateway": {"trunk": False},
     "monitor": {"dev": False, "port": True},
 }
@@ -62,7 +62,7 @@ def test_config_values_go_through_the_same_parsers():
         ({"group": "10.0.0.1"}, "group: invalid group '10.0.0.1': not a multicast address"),
         ({"ageing": [1]}, "ageing: invalid value [1]: want a string or a number"),
         ({"trunk": "eth1"}, "unknown option 'trunk': one of underlay, local, group, port, "
-                            "device, ageing"),
+                            "device, ageing, encap"),
     ]:
         with pytest.raises(ConfigError) as e:
             parse_all(opts, values)
