@@ -105,7 +105,8 @@ def test_bridge(h0):
     ids = prog_ids(st)
     assert set(ids) == {("vxlan0", "ingress"), ("bnp10", "egress")}
     assert loaded_options(sim, h, "bridge") == {"underlay": "eth0", "group": "239.1.1.1",
-                                                "port": 4789, "device": "vxlan0", "ageing": 300}
+                                                "port": 4789, "device": "vxlan0", "ageing": 300,
+                                                "encap": "native"}
 
     # the same values: nothing changed, new programs
     same = ["--underlay", "eth0", "--group", "239.1.1.1", "--port", "4789", "--device", "vxlan0",
@@ -117,6 +118,14 @@ def test_bridge(h0):
                         "bridge: upgraded on vxlan0; ageing 300 -> 60", prog_ids(st))
     assert status(sim, h, "bridge")["ageing_s"] == 60
     assert loaded_options(sim, h, "bridge")["ageing"] == 60
+    # in place: the path (native encapsulation in the programs, or the device)
+    st = check_upgrade_takes(sim, h, "bridge", ["--encap", "device"],
+                             "bridge: upgraded on vxlan0; encap native -> device", prog_ids(st))
+    assert (status(sim, h, "bridge")["encap"]["mode"], loaded_options(sim, h, "bridge")["encap"]) \
+        == ("device", "device")
+    st = check_upgrade_takes(sim, h, "bridge", ["--encap", "native"],
+                             "bridge: upgraded on vxlan0; encap device -> native", prog_ids(st))
+    assert status(sim, h, "bridge")["encap"]["mode"] == "native"
 
     # refused, each naming its option; bad values as on a first load
     check_refusals(sim, h, "bridge", [
@@ -158,7 +167,8 @@ def test_mesh(h0):
     assert ctl(sim, h, "peer", "add", "10.99.0.2", "--vni", "10", "--bridge", "br10")[0] == 0
     st = status(sim, h, "mesh")
     assert (st["local"], st["udp_port"]) == ("10.99.0.1", 4790)
-    assert loaded_options(sim, h, "mesh") == {"underlay": "eth0", "port": 4790, "device": "vxlan0"}
+    assert loaded_options(sim, h, "mesh") == {"underlay": "eth0", "port": 4790, "device": "vxlan0",
+                                              "encap": "native"}
     same = ["--underlay", "eth0", "--port", "4790", "--device", "vxlan0"]
     check_upgrade_takes(sim, h, "mesh", same, "mesh: upgraded on vxlan0; nothing changed",
                         prog_ids(st))
