@@ -219,24 +219,14 @@ int bridge_decap(struct __sk_buff *skb)
 			ret = VXLAN_RX_UNSURE; /* the device's program counts the drop */
 	}
 	if (ret != VXLAN_RX_OK) {
-		if (st) {
-			if (ret == VXLAN_RX_GSO)
-				st->rx_fallback_gso += 1;
-			else if (ret == VXLAN_RX_FRAG)
-				st->rx_fallback_frag += 1;
-			else if (ret == VXLAN_RX_TCP)
-				st->rx_fallback_tcp += 1;
-			else
-				st->rx_fallback += 1;
-		}
+		vxlan_rx_fallback(st, ret);
 		return TC_ACT_UNSPEC;
 	}
 	port = vport->port;
 	ret = vxlan_decap(skb);
 	if (ret) {
 		if (ret == -1) {
-			if (st)
-				st->rx_fallback += 1;
+			vxlan_rx_fallback(st, VXLAN_RX_UNSURE);
 			return TC_ACT_UNSPEC;
 		}
 		if (st)
@@ -293,15 +283,9 @@ int bridge_egress(struct __sk_buff *skb)
 	}
 	ec = bpf_map_lookup_elem(&br_encap, &zero);
 	st = bpf_map_lookup_elem(&br_encap_stats, &zero);
-	if (ec && (ec->flags & ENCAP_F_NATIVE)) {
-		ret = vxlan_encap(skb, ec, st, dst, pv->vni);
-		if (ret != VXLAN_TX_DEVICE)
-			return ret;
-		if (st)
-			st->tx_fallback += 1;
-	}
-	if (st)
-		st->tx_device += 1;
+	ret = vxlan_tx(skb, ec, st, dst, pv->vni);
+	if (ret != VXLAN_TX_DEVICE)
+		return ret;
 	if (tunnel_set(skb, dst, &cfg->local, pv->vni)) {
 		stats_inc(br_stats, drop_tunnel_key);
 		return TC_ACT_SHOT;

@@ -166,16 +166,7 @@ int mesh_decap(struct __sk_buff *skb)
 		}
 		ret = VXLAN_RX_UNSURE;
 	}
-	if (st) {
-		if (ret == VXLAN_RX_GSO)
-			st->rx_fallback_gso += 1;
-		else if (ret == VXLAN_RX_FRAG)
-			st->rx_fallback_frag += 1;
-		else if (ret == VXLAN_RX_TCP)
-			st->rx_fallback_tcp += 1;
-		else
-			st->rx_fallback += 1;
-	}
+	vxlan_rx_fallback(st, ret);
 	return TC_ACT_UNSPEC;
 }
 
@@ -209,17 +200,11 @@ int mesh_egress(struct __sk_buff *skb)
 	len = skb->len;
 	ec = bpf_map_lookup_elem(&mesh_encap, &zero);
 	st = bpf_map_lookup_elem(&mesh_encap_stats, &zero);
-	if (ec && (ec->flags & ENCAP_F_NATIVE)) {
-		ret = vxlan_encap(skb, ec, st, &pv->remote, pv->vni);
-		if (ret == TC_ACT_REDIRECT)
-			goto sent;
-		if (ret != VXLAN_TX_DEVICE)
-			return ret;
-		if (st)
-			st->tx_fallback += 1;
-	}
-	if (st)
-		st->tx_device += 1;
+	ret = vxlan_tx(skb, ec, st, &pv->remote, pv->vni);
+	if (ret == TC_ACT_REDIRECT)
+		goto sent;
+	if (ret != VXLAN_TX_DEVICE)
+		return ret;
 	if (tunnel_set(skb, &pv->remote, &cfg->local, pv->vni)) {
 		stats_inc(mesh_stats, drop_tunnel_key);
 		return TC_ACT_SHOT;

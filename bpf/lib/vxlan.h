@@ -417,6 +417,28 @@ static __noinline int vxlan_encap(struct __sk_buff *skb, const struct encap_cfg 
 	return redirect_to(skb, out_if, 0);
 }
 
+/* The egress programs' path choice: with native encapsulation on in @ec,
+ * vxlan_encap's verdict; VXLAN_TX_DEVICE when the frame is to go through
+ * the VXLAN device (native off, or a frame vxlan_encap leaves to it), with
+ * tx_device and tx_fallback counted in @st (may be NULL). */
+static __always_inline int vxlan_tx(struct __sk_buff *skb, const struct encap_cfg *ec,
+				    struct encap_stats *st, const struct bpfnet_ip *dst,
+				    __u32 vni)
+{
+	int ret;
+
+	if (ec && (ec->flags & ENCAP_F_NATIVE)) {
+		ret = vxlan_encap(skb, ec, st, dst, vni);
+		if (ret != VXLAN_TX_DEVICE)
+			return ret;
+		if (st)
+			st->tx_fallback += 1;
+	}
+	if (st)
+		st->tx_device += 1;
+	return VXLAN_TX_DEVICE;
+}
+
 /* What vxlan_rx_parse found. */
 enum vxlan_rx {
 	VXLAN_RX_OK = 0,        /* VXLAN for us the program may decapsulate */
@@ -523,6 +545,22 @@ static __always_inline int vxlan_rx_parse(struct __sk_buff *skb, const struct en
 	*vni = bpf_ntohl(vx->vni) >> 8;
 	ip_set_v4(remote, ip->saddr);
 	return VXLAN_RX_OK;
+}
+
+/* Counts in @st (may be NULL) why a frame for us was left to the device:
+ * @why is vxlan_rx_parse's result (not VXLAN_RX_OK or _NOT_OURS). */
+static __always_inline void vxlan_rx_fallback(struct encap_stats *st, int why)
+{
+	if (!st)
+		return;
+	if (why == VXLAN_RX_GSO)
+		st->rx_fallback_gso += 1;
+	else if (why == VXLAN_RX_FRAG)
+		st->rx_fallback_frag += 1;
+	else if (why == VXLAN_RX_TCP)
+		st->rx_fallback_tcp += 1;
+	else
+		st->rx_fallback += 1;
 }
 
 /* Strips the outer headers of a frame vxlan_rx_parse took (VXLAN_RX_OK):

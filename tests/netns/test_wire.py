@@ -81,36 +81,28 @@ def encap_status(topo) -> dict:
     return json.loads(out)["functions"][topo["fn"]]["encap"]
 
 
-def retransmits(ns: str) -> int:
-    """Tcp RetransSegs of namespace ``ns`` (/proc/net/snmp, per namespace)."""
+def snmp(ns: str, path: str, prefix: str) -> dict:
+    """One table of /proc/net/snmp or /proc/net/netstat (per namespace) in
+    ``ns``: the ``prefix`` rows ("Tcp:", "TcpExt:") as {name: value}."""
     netns.pushns(ns)
     try:
-        with open("/proc/net/snmp") as f:
-            rows = [ln.split() for ln in f if ln.startswith("Tcp:")]
+        with open(path) as f:
+            rows = [ln.split() for ln in f if ln.startswith(prefix)]
     finally:
         netns.popns()
-    return int(rows[1][rows[0].index("RetransSegs")])
+    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:])}
+
+
+def retransmits(ns: str) -> int:
+    """Tcp RetransSegs of namespace ``ns``."""
+    return snmp(ns, "/proc/net/snmp", "Tcp:")["RetransSegs"]
 
 
 def tcp_ext(ns: str) -> dict:
     """The non-zero reordering and loss counters of TcpExt in ``ns``, to say
     what happened when retransmits are not 0."""
-    netns.pushns(ns)
-    try:
-        with open("/proc/net/netstat") as f:
-            rows = [ln.split() for ln in f if ln.startswith("TcpExt:")]
-    finally:
-        netns.popns()
-    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:]) if int(v) and any(
+    return {k: v for k, v in snmp(ns, "/proc/net/netstat", "TcpExt:").items() if v and any(
         x in k for x in ("Retrans", "Loss", "Timeout", "Reorder", "OFO", "Ofo", "SACK"))}
-
-
-def in_ns(ns: str, fn, *args):
-    netns.pushns(ns)
-    try:
-        return fn(*args)
-    finally:
-        netns.popns()
 
 
 def iperf3(sim, server_ns: str, client_ns: str, dst: str, reverse: bool) -> dict:

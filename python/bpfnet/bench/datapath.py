@@ -254,22 +254,22 @@ def headroom_member(sim: Sim, h: str, i: int) -> None:
                  master=ipr.link_lookup(ifname="br10")[0])
 
 
-class BpfnetBridgeHeadroom(BpfnetBridge):
+class WithHeadroom:
+    """A variant plus headroom_member on each host."""
+
+    def host_setup(self, i, h):
+        super().host_setup(i, h)
+        headroom_member(self.sim, h, i)
+
+
+class BpfnetBridgeHeadroom(WithHeadroom, BpfnetBridge):
     key, label = "bridge-hr", "bpfnet bridge (native) + tenant headroom"
     code = "bh"
 
-    def host_setup(self, i, h):
-        super().host_setup(i, h)
-        headroom_member(self.sim, h, i)
 
-
-class BpfnetBridgeDeviceHeadroom(BpfnetBridgeDevice):
+class BpfnetBridgeDeviceHeadroom(WithHeadroom, BpfnetBridgeDevice):
     key, label = "bridge-dev-hr", "bpfnet bridge (--encap device) + tenant headroom"
     code = "dh"
-
-    def host_setup(self, i, h):
-        super().host_setup(i, h)
-        headroom_member(self.sim, h, i)
 
 
 class BpfnetMesh(Variant):
