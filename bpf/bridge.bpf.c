@@ -11,6 +11,9 @@
  *   writes the outer headers and redirects out of the underlay
  *   (lib/vxlan.h); otherwise, or for a frame the program leaves to it, the
  *   tunnel key is set and the frame redirected to the VXLAN device's egress.
+ *   A broadcast ARP request or a neighbour solicitation for a bound IP
+ *   (br_neigh) is answered in place and sent back into the port instead
+ *   (lib/neigh.h).
  * bridge_decap (tc ingress of the underlay, with native encapsulation):
  *   VXLAN for us that the program can take (not GSO, not a fragment, a
  *   known VNI, an allowed sender) is decapsulated and handled as
@@ -24,6 +27,7 @@
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/fdb.h"
+#include "lib/neigh.h"
 #include "lib/redirect.h"
 #include "lib/stats.h"
 #include "lib/tunnel.h"
@@ -69,6 +73,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, BR_FDB_MAX);
 } br_fdb SEC(".maps");
+
+/* br_neigh: {vni, tenant IP} -> MAC. Provisioned by `neigh add` (static) or
+ * learned by bridge_ingress from ARP and ND; answers ARP and ND on the port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct br_neigh_key);
+	__type(value, struct br_neigh_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_NEIGH_MAX);
+} br_neigh SEC(".maps");
 
 /* br_allow: {vni, remote} -> 1. Provisioned by `vni add --allow`. */
 struct {
@@ -125,6 +139,9 @@ static __always_inline void br_learn(const __u8 *mac, __u32 port,
 	case FDB_MOVED:
 		stats_inc(br_stats, move);
 		break;
+	case FDB_CONFLICT:
+		stats_inc(br_stats, static_conflict);
+		break;
 	}
 }
 
@@ -169,6 +186,8 @@ static __always_inline int br_deliver(struct __sk_buff *skb, __u32 port,
 	}
 	if (!eth_is_multicast(eth->src))
 		br_learn(eth->src, port, remote, vni);
+	if (neigh_learn(skb, &br_neigh, vni))
+		stats_inc(br_stats, neigh_learn);
 	stats_inc(br_stats, rx);
 	return redirect_to(skb, port, BPF_F_INGRESS);
 }
@@ -263,7 +282,21 @@ int bridge_egress(struct __sk_buff *skb)
 	vport = bpf_map_lookup_elem(&br_vni, &pv->vni);
 	if (!vport)
 		return TC_ACT_UNSPEC;
-	eth = eth_hdr_get(skb);
+	switch (neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s)) {
+	case NEIGH_ARP_REPLY:
+		stats_inc(br_stats, arp_reply);
+		return redirect_to(skb, port, BPF_F_INGRESS);
+	case NEIGH_ND_REPLY:
+		stats_inc(br_stats, nd_reply);
+		return redirect_to(skb, port, BPF_F_INGRESS);
+	case NEIGH_ARP_UNKNOWN:
+		stats_inc(br_stats, arp_flood);
+		break;
+	case NEIGH_ND_UNKNOWN:
+		stats_inc(br_stats, nd_flood);
+		break;
+	}
+	eth = eth_hdr_get(skb); /* after neigh_answer: the frame may have changed */
 	if (!eth) {
 		stats_inc(br_stats, drop_short);
 		return TC_ACT_SHOT;

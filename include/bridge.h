@@ -9,6 +9,7 @@
 #define BR_FDB_MAX   65536
 #define BR_VNI_MAX   4096
 #define BR_ALLOW_MAX 16384
+#define BR_NEIGH_MAX 65536
 
 /* br_cfg[0]: written by the control plane at load. */
 struct br_cfg {
@@ -45,7 +46,8 @@ struct br_port_val {
 	__u32 pad;
 };
 
-/* br_fdb: {mac, port} -> {remote VTEP, vni}; learned by the data path. */
+/* br_fdb: {mac, port} -> {remote VTEP, vni}; learned by the data path, or
+ * static (BR_FDB_F_STATIC, `fdb add`): never aged, never relearned. */
 struct br_fdb_key {
 	__u8 mac[6];
 	__u8 pad[2];
@@ -55,11 +57,34 @@ struct br_fdb_key {
 struct br_fdb_val {
 	struct bpfnet_ip remote;
 	__u32 vni;
-	__u32 pad;
+	__u32 flags;            /* BR_FDB_F_* (was padding: same layout) */
 	__u64 rx_pkts;          /* frames learned from this MAC */
 	__u64 tx_pkts;          /* frames sent to this MAC */
-	__u64 seen_ns;          /* CLOCK_MONOTONIC of the last frame from it */
+	__u64 seen_ns;          /* CLOCK_MONOTONIC of the last frame from it
+				 * (static: of the `fdb add`) */
 };
+
+#define BR_FDB_F_STATIC (1U << 0) /* provisioned: not aged, not relearned */
+
+/* br_neigh: {vni, tenant IP} -> MAC, for answering ARP requests and IPv6
+ * neighbour solicitations on the port (suppression). Static entries come
+ * from the control plane (`neigh add`, `fdb add --ip`); others are learned
+ * from ARP and ND seen from the tunnel and age like the FDB. LRU. */
+struct br_neigh_key {
+	__u32 vni;
+	__u32 pad;
+	struct bpfnet_ip ip;    /* IPv4 stored IPv4-mapped */
+};
+
+struct br_neigh_val {
+	__u8 mac[6];
+	__u16 flags;            /* BR_NEIGH_F_* */
+	__u32 pad;
+	__u64 replies;          /* requests answered with this binding */
+	__u64 seen_ns;          /* CLOCK_MONOTONIC when learned or added */
+};
+
+#define BR_NEIGH_F_STATIC (1U << 0) /* provisioned: not aged, not relearned */
 
 /* br_allow: {vni, remote} present = that VTEP may send into the VNI. */
 struct br_allow_key {
@@ -83,6 +108,12 @@ struct br_stats {
 	__u64 drop_short;       /* frame shorter than Ethernet */
 	__u64 drop_no_config;   /* programs attached before configuration */
 	__u64 drop_tunnel_key;  /* bpf_skb_set_tunnel_key failed */
+	__u64 static_conflict;  /* a static MAC's frame from another VTEP or VNI */
+	__u64 arp_reply;        /* ARP requests answered on the port */
+	__u64 nd_reply;         /* neighbour solicitations answered on the port */
+	__u64 arp_flood;        /* ARP requests flooded: no binding */
+	__u64 nd_flood;         /* neighbour solicitations flooded: no binding */
+	__u64 neigh_learn;      /* bindings learned or changed from the tunnel */
 };
 
 #endif /* __BPFNET_BRIDGE_H */

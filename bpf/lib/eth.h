@@ -32,6 +32,13 @@ static __always_inline void eth_copy(__u8 *dst, const __u8 *src)
 	__builtin_memcpy(dst, src, ETH_ALEN);
 }
 
+/* True if the 6-byte MACs @a and @b are equal (no memcmp in BPF). */
+static __always_inline int eth_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) |
+		(a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
 /* True for the VLAN TPIDs bpfnet handles (@proto in network order). */
 static __always_inline int eth_is_vlan(__be16 proto)
 {

@@ -21,11 +21,16 @@ enum fdb_learned {
 	FDB_REFRESHED = 0,      /* known entry, same VTEP */
 	FDB_NEW,                /* first frame from this MAC on this port */
 	FDB_MOVED,              /* the MAC moved to another VTEP or VNI */
+	FDB_CONFLICT,           /* a static entry's MAC from another VTEP or
+				 * VNI: the entry is kept, the frame passes */
 };
 
 /* Learns {@mac, @port} -> {@remote, @vni} in @fdb (a BPF_MAP_TYPE_LRU_HASH
  * of br_fdb_key -> br_fdb_val). A MAC seen from a new VTEP (it moved) is
- * relearned at once; its counters carry over. @mac must point at 6 readable
+ * relearned at once; its counters carry over. A static entry
+ * (BR_FDB_F_STATIC) is never relearned: a frame from its MAC through another
+ * VTEP is a conflict, as the kernel bridge counts a move of a static entry
+ * (the frame is still delivered). @mac must point at 6 readable
  * bytes of a unicast source address (the caller skips group addresses with
  * eth_is_multicast); @remote is in network order. Returns an enum
  * fdb_learned. */
@@ -39,6 +44,13 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 	eth_copy(key.mac, mac);
 	key.port = port;
 	old = bpf_map_lookup_elem(fdb, &key);
+	if (old && (old->vni != vni || !ip_equal(&old->remote, remote)) &&
+	    (old->flags & BR_FDB_F_STATIC))
+		return FDB_CONFLICT;
+	if (old && (old->flags & BR_FDB_F_STATIC)) {
+		__sync_fetch_and_add(&old->rx_pkts, 1);
+		return FDB_REFRESHED;
+	}
 	if (old && old->vni == vni && ip_equal(&old->remote, remote)) {
 		__sync_fetch_and_add(&old->rx_pkts, 1);
 		/* one write a second is enough for ageing */
@@ -60,8 +72,8 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 }
 
 /* Looks up {@mac, @port} in @fdb for a frame about to be sent to it and
- * counts it (tx_pkts). An entry older than @ageing_s seconds is deleted and
- * *@aged set. @mac must point at 6 readable bytes of a unicast destination.
+ * counts it (tx_pkts). A learned entry older than @ageing_s seconds is
+ * deleted and *@aged set; a static one never ages. @mac must point at 6 readable bytes of a unicast destination.
  * Returns the entry (its remote is the VTEP to send to), or NULL: unknown or
  * aged, so the caller floods. */
 static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
@@ -78,7 +90,8 @@ static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
 	if (!fv)
 		return NULL;
 	now = bpf_ktime_get_coarse_ns();
-	if ((__s64)(now - fv->seen_ns) > (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
+	if (!(fv->flags & BR_FDB_F_STATIC) &&
+	    (__s64)(now - fv->seen_ns) > (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
 		bpf_map_delete_elem(fdb, &key);
 		*aged = 1;
 		return NULL;

@@ -63,4 +63,46 @@ struct wire_vxlan {
 
 #define WIRE_VXLAN_I 0x08000000 /* "VNI valid" flag, host order */
 
+/* ARP for IPv4 over Ethernet (RFC 826): the only kind bpfnet answers. */
+struct wire_arp {
+	__be16 htype;           /* 1: Ethernet */
+	__be16 ptype;           /* ETH_P_IP */
+	__u8 hlen;              /* 6 */
+	__u8 plen;              /* 4 */
+	__be16 op;              /* WIRE_ARP_REQUEST or WIRE_ARP_REPLY */
+	__u8 sha[6];            /* sender hardware address */
+	__u8 spa[4];            /* sender protocol address */
+	__u8 tha[6];            /* target hardware address */
+	__u8 tpa[4];            /* target protocol address */
+} __attribute__((packed));
+
+#define WIRE_ARP_REQUEST 1
+#define WIRE_ARP_REPLY   2
+
+/* ICMPv6 neighbour solicitation and advertisement (RFC 4861 4.3, 4.4). */
+struct wire_nd {
+	__u8 type;              /* WIRE_ND_NS or WIRE_ND_NA */
+	__u8 code;
+	__sum16 check;
+	__be32 flags;           /* NA: WIRE_ND_F_*; NS: reserved */
+	__be32 target[4];
+};
+
+#define WIRE_IPPROTO_ICMPV6 58
+#define WIRE_ND_NS 135
+#define WIRE_ND_NA 136
+#define WIRE_ND_F_ROUTER    0x80000000 /* host order */
+#define WIRE_ND_F_SOLICITED 0x40000000
+#define WIRE_ND_F_OVERRIDE  0x20000000
+
+/* A source (1) or target (2) link-layer address option, Ethernet. */
+struct wire_nd_lladdr {
+	__u8 type;              /* WIRE_ND_OPT_SRC_LL or WIRE_ND_OPT_TGT_LL */
+	__u8 len;               /* 1: 8 bytes */
+	__u8 mac[6];
+};
+
+#define WIRE_ND_OPT_SRC_LL 1
+#define WIRE_ND_OPT_TGT_LL 2
+
 #endif /* __BPFNET_LIB_WIRE_H */

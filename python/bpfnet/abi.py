@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from ctypes import c_uint8, c_uint32, c_uint64
+from ctypes import c_uint8, c_uint16, c_uint32, c_uint64
 
 from netaddr import EUI, IPAddress, mac_unix_expanded
 
@@ -58,10 +58,13 @@ def mac_unpack(raw) -> EUI:
 BR_FDB_MAX = 65536
 BR_VNI_MAX = 4096
 BR_ALLOW_MAX = 16384
+BR_NEIGH_MAX = 65536
 BR_CFG_F_VXLAN_CREATED = 1 << 0
 BR_VNI_F_ALLOW_LIST = 1 << 0
 BR_VNI_F_BRIDGE_CREATED = 1 << 1
 BR_VNI_F_FILTER_ADDED = 1 << 2
+BR_FDB_F_STATIC = 1 << 0
+BR_NEIGH_F_STATIC = 1 << 0
 
 
 class BrCfg(ctypes.Structure):
@@ -84,17 +87,26 @@ class BrFdbKey(ctypes.Structure):
 
 
 class BrFdbVal(ctypes.Structure):
-    _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("pad", c_uint32),
+    _fields_ = [("remote", BpfnetIP), ("vni", c_uint32), ("flags", c_uint32),
                 ("rx_pkts", c_uint64), ("tx_pkts", c_uint64), ("seen_ns", c_uint64)]
 
 
 # the same two layouts as struct formats, for bulk reads (struct.iter_unpack)
 BR_FDB_KEY = struct.Struct("=6s2xI")        # mac, port
-BR_FDB_VAL = struct.Struct("=16sIIQQQ")     # remote, vni, pad, rx_pkts, tx_pkts, seen_ns
+BR_FDB_VAL = struct.Struct("=16sIIQQQ")     # remote, vni, flags, rx_pkts, tx_pkts, seen_ns
 
 
 class BrAllowKey(ctypes.Structure):
     _fields_ = [("vni", c_uint32), ("pad", c_uint32), ("remote", BpfnetIP)]
+
+
+class BrNeighKey(ctypes.Structure):
+    _fields_ = [("vni", c_uint32), ("pad", c_uint32), ("ip", BpfnetIP)]
+
+
+class BrNeighVal(ctypes.Structure):
+    _fields_ = [("mac", Mac), ("flags", c_uint16), ("pad", c_uint32),
+                ("replies", c_uint64), ("seen_ns", c_uint64)]
 
 
 class BrStats(ctypes.Structure):
@@ -102,7 +114,12 @@ class BrStats(ctypes.Structure):
     _fields_ = [(n, c_uint64) for n in (
         "rx", "tx", "flood", "learn", "move", "aged", "drop_no_tunnel",
         "drop_unknown_vni", "drop_vtep_denied", "drop_short", "drop_no_config",
-        "drop_tunnel_key")]
+        "drop_tunnel_key", "static_conflict", "arp_reply", "nd_reply", "arp_flood",
+        "nd_flood", "neigh_learn")]
+
+
+# br_stats before the suppression counters (12 fields): a load migrates it
+BR_STATS_V0_FIELDS = 12
 
 
 # struct __sk_buff (UAPI), as BPF_PROG_TEST_RUN takes it for tc programs
@@ -134,6 +151,8 @@ MIRRORS = {
     "br_fdb_key": BrFdbKey,
     "br_fdb_val": BrFdbVal,
     "br_allow_key": BrAllowKey,
+    "br_neigh_key": BrNeighKey,
+    "br_neigh_val": BrNeighVal,
     "br_stats": BrStats,
     "__sk_buff": SkBuff,
 }
