@@ -121,6 +121,15 @@ struct {
 	__uint(max_entries, 1);
 } br_encap_stats SEC(".maps");
 
+/* br_supp_stats: [0] -> per-CPU struct br_supp_stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct br_supp_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} br_supp_stats SEC(".maps");
+
 static __always_inline struct br_cfg *br_cfg_get(void)
 {
 	__u32 zero = 0;
@@ -140,7 +149,7 @@ static __always_inline void br_learn(const __u8 *mac, __u32 port,
 		stats_inc(br_stats, move);
 		break;
 	case FDB_CONFLICT:
-		stats_inc(br_stats, static_conflict);
+		stats_inc(br_supp_stats, static_conflict);
 		break;
 	}
 }
@@ -187,7 +196,7 @@ static __always_inline int br_deliver(struct __sk_buff *skb, __u32 port,
 	if (!eth_is_multicast(eth->src))
 		br_learn(eth->src, port, remote, vni);
 	if (neigh_learn(skb, &br_neigh, vni))
-		stats_inc(br_stats, neigh_learn);
+		stats_inc(br_supp_stats, neigh_learn);
 	stats_inc(br_stats, rx);
 	return redirect_to(skb, port, BPF_F_INGRESS);
 }
@@ -284,16 +293,16 @@ int bridge_egress(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	switch (neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s)) {
 	case NEIGH_ARP_REPLY:
-		stats_inc(br_stats, arp_reply);
+		stats_inc(br_supp_stats, arp_reply);
 		return redirect_to(skb, port, BPF_F_INGRESS);
 	case NEIGH_ND_REPLY:
-		stats_inc(br_stats, nd_reply);
+		stats_inc(br_supp_stats, nd_reply);
 		return redirect_to(skb, port, BPF_F_INGRESS);
 	case NEIGH_ARP_UNKNOWN:
-		stats_inc(br_stats, arp_flood);
+		stats_inc(br_supp_stats, arp_flood);
 		break;
 	case NEIGH_ND_UNKNOWN:
-		stats_inc(br_stats, nd_flood);
+		stats_inc(br_supp_stats, nd_flood);
 		break;
 	}
 	eth = eth_hdr_get(skb); /* after neigh_answer: the frame may have changed */

@@ -108,6 +108,12 @@ struct br_stats {
 	__u64 drop_short;       /* frame shorter than Ethernet */
 	__u64 drop_no_config;   /* programs attached before configuration */
 	__u64 drop_tunnel_key;  /* bpf_skb_set_tunnel_key failed */
+};
+
+/* br_supp_stats[0]: per-CPU counters of static entries and ARP/ND
+ * suppression. A map of its own, so that a br_stats pinned by an older
+ * bpfnet is reused as is on upgrade; `status` shows both as one set. */
+struct br_supp_stats {
 	__u64 static_conflict;  /* a static MAC's frame from another VTEP or VNI */
 	__u64 arp_reply;        /* ARP requests answered on the port */
 	__u64 nd_reply;         /* neighbour solicitations answered on the port */

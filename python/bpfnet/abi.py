@@ -114,12 +114,14 @@ class BrStats(ctypes.Structure):
     _fields_ = [(n, c_uint64) for n in (
         "rx", "tx", "flood", "learn", "move", "aged", "drop_no_tunnel",
         "drop_unknown_vni", "drop_vtep_denied", "drop_short", "drop_no_config",
-        "drop_tunnel_key", "static_conflict", "arp_reply", "nd_reply", "arp_flood",
-        "nd_flood", "neigh_learn")]
+        "drop_tunnel_key")]
 
 
-# br_stats before the suppression counters (12 fields): a load migrates it
-BR_STATS_V0_FIELDS = 12
+class BrSuppStats(ctypes.Structure):
+    """struct br_supp_stats: per-CPU counters of static entries and ARP/ND
+    suppression (a map of their own: br_stats keeps its layout)."""
+    _fields_ = [(n, c_uint64) for n in (
+        "static_conflict", "arp_reply", "nd_reply", "arp_flood", "nd_flood", "neigh_learn")]
 
 
 # struct __sk_buff (UAPI), as BPF_PROG_TEST_RUN takes it for tc programs
@@ -154,6 +156,7 @@ MIRRORS = {
     "br_neigh_key": BrNeighKey,
     "br_neigh_val": BrNeighVal,
     "br_stats": BrStats,
+    "br_supp_stats": BrSuppStats,
     "__sk_buff": SkBuff,
 }
 

@@ -41,12 +41,14 @@ class Bridge:
         self.fdb = m("br_fdb", BrFdbKey, BrFdbVal)
         self.neigh = m("br_neigh", BrNeighKey, BrNeighVal)
         self.stats = PerCpuArray(obj.map_fd("br_stats"), abi.BrStats, "br_stats", owned=False)
+        self.supp = PerCpuArray(obj.map_fd("br_supp_stats"), abi.BrSuppStats, "br_supp_stats",
+                                owned=False)
         self.cfg[U32(0)] = BrCfg(vxlan_ifindex=VXLAN, ageing_s=300, group=ip_pack("239.1.1.1"))
         self.vni[U32(10)] = BrVniVal(port=PORT, bridge=99, group=ip_pack("239.1.1.1"))
         self.port[U32(PORT)] = BrPortVal(vni=10)
 
     def counters(self):
-        s = self.stats.sum_fields()
+        s = {**self.stats.sum_fields(), **self.supp.sum_fields()}
         return {k: s[k] for k in COUNTERS if s[k]}
 
     def ingress(self, frame, vni=10, remote="10.0.0.2"):
@@ -271,3 +273,41 @@ def test_na_and_ns_from_the_tunnel_teach_bindings(br):
     assert br.binding("fd10::4") is None
     assert br.counters()["neigh_learn"] == 2
     expect_na(br.egress(ns(MAC_A, IP6_A, IP6_R)).data)
+
+
+# --- upgrade from a bpfnet without these maps ---------------------------------------
+
+def test_upgrade_from_a_bpfnet_without_the_new_maps_keeps_fdb_and_counters(pin_root):
+    """The previous bpfnet pinned br_fdb with padding where the flags are now
+    (zero: learned) and had no br_neigh or br_supp_stats: a load reuses
+    br_fdb and br_stats as they are and adds the two new maps."""
+    import os
+
+    from bpfnet.functions.base import PinDir, Undo
+    from bpfnet.functions.bridge import Bridge as BridgeFn
+    need_root()
+    fn = BridgeFn(PinDir(pin_root, "host"))
+    try:
+        with Undo() as undo:
+            fn.open_object(undo).close()
+        key = BrFdbKey(mac=mac_pack(MAC_A), port=7)
+        fn.map("br_fdb")[key] = BrFdbVal(remote=ip_pack("10.0.0.2"), vni=10, rx_pkts=9,
+                                         seen_ns=time.monotonic_ns())
+        st = fn.map("br_stats")
+        v = st.per_cpu(0)[0]
+        v.rx = 5
+        raw = (ctypes.c_uint8 * (st._stride * st.ncpu))()
+        ctypes.memmove(raw, bytes(v), ctypes.sizeof(v))
+        st[U32(0)] = raw
+        fn.close_maps()
+        for m in ("br_neigh", "br_supp_stats"):
+            os.unlink(os.path.join(fn.dir, m))
+        with Undo() as undo:
+            fn.open_object(undo).close()
+        assert sorted(os.listdir(fn.dir)) == sorted(fn.maps)
+        e = fn.map("br_fdb")[key]
+        assert (e.flags, e.rx_pkts) == (0, 9)
+        s = fn.stats()
+        assert (s["rx"], s["arp_reply"], s["static_conflict"]) == (5, 0, 0)
+    finally:
+        fn.close()
