@@ -21,8 +21,8 @@ from netaddr import IPAddress
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import abi
-from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrPortVal, BrVniVal,
-                   ip_pack, ip_unpack)
+from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrNeighKey, BrNeighVal,
+                   BrPortVal, BrVniVal, ip_pack, ip_unpack, mac_pack)
 from ..errors import ConfigError, NotFound
 from .. import validate
 from .base import Undo
@@ -34,6 +34,10 @@ DEFAULT_GROUP = IPAddress("239.1.1.1")
 
 def port_names(vni: int) -> tuple[str, str]:
     return f"bnp{vni}", f"bnq{vni}"
+
+
+def _age_s(age_ns: int) -> float:
+    return (age_ns // 100_000_000) / 10 if age_ns > 0 else 0.0
 
 
 class Bridge(Overlay):
@@ -56,9 +60,15 @@ class Bridge(Overlay):
         "br_port": (C_U32, BrPortVal),
         "br_fdb": (BrFdbKey, BrFdbVal),
         "br_allow": (BrAllowKey, C_U32),
+        "br_neigh": (BrNeighKey, BrNeighVal),
         "br_stats": ("percpu", abi.BrStats),
+        "br_supp_stats": ("percpu", abi.BrSuppStats),
     }
     stats_map = "br_stats"
+
+    def stats(self) -> dict[str, int]:
+        """br_stats and br_supp_stats, one set of counters by name."""
+        return {**super().stats(), **self.map("br_supp_stats").sum_fields(0)}
 
     # --- load / unload: the steps of the lifecycle (base.Function, Overlay) -----
     def prepare(self, values: dict, given: dict) -> dict:
@@ -232,7 +242,10 @@ class Bridge(Overlay):
         vx = self.cfg().vxlan_ifindex
         if v.flags & abi.BR_VNI_F_FILTER_ADDED and vx and net.name(vx):
             net.vni_filter_del(vx, vni)  # first: stops receiving, leaves the group if last
-        self.fdb_flush(vni)
+        self.fdb_flush(vni, static=True)
+        neigh = self.map("br_neigh")
+        for k in [k for k in neigh if k.vni == vni]:
+            neigh.discard(k)
         for k in [k for k in self.map("br_allow") if k.vni == vni]:
             self.map("br_allow").discard(k)
         ports = {v.port} if v.port else set()
@@ -308,10 +321,11 @@ class Bridge(Overlay):
         rows = []
         add = rows.append
         for kb, vb, _ in self.map("br_fdb").dump_batches():
-            for (mac, port), (remote, v_vni, _, rx, tx, seen) in zip(
+            for (mac, port), (remote, v_vni, flags, rx, tx, seen) in zip(
                     abi.BR_FDB_KEY.iter_unpack(kb), abi.BR_FDB_VAL.iter_unpack(vb)):
                 age = now - seen  # seen may be a coarse stamp a tick ahead
-                if age > ageing_ns or (vni is not None and v_vni != vni):
+                static = bool(flags & abi.BR_FDB_F_STATIC)
+                if (age > ageing_ns and not static) or (vni is not None and v_vni != vni):
                     continue
                 name = names.get(port, False)
                 if name is False:
@@ -320,27 +334,142 @@ class Bridge(Overlay):
                 if ip is None:
                     ip = remotes[remote] = str(ip_unpack(abi.BpfnetIP.from_buffer_copy(remote)))
                 add({"mac": mac.hex(":"), "vni": v_vni, "port": name, "remote": ip,
-                     "rx_pkts": rx, "tx_pkts": tx,
-                     "age_s": (age // 100_000_000) / 10 if age > 0 else 0.0})
+                     "rx_pkts": rx, "tx_pkts": tx, "age_s": _age_s(age), "static": static})
         rows.sort(key=lambda r: (r["vni"], r["mac"]))
         return rows
 
-    def fdb_flush(self, vni: int | None = None) -> int:
+    def fdb_flush(self, vni: int | None = None, static: bool = False) -> int:
+        """Forgets learned entries (of one VNI); static ones too with
+        @static (`vni del`), as the kernel's flush keeps static entries."""
         self.require_loaded()
         if vni is not None:
             self._vni(vni)
         fdb = self.map("br_fdb")
         keys = bytearray()
+        learned = 0
         for kb, vb, _ in fdb.dump_batches():
-            for i, (_, v_vni, *_rest) in enumerate(abi.BR_FDB_VAL.iter_unpack(vb)):
-                if vni is None or v_vni == vni:
+            for i, (_, v_vni, flags, *_rest) in enumerate(abi.BR_FDB_VAL.iter_unpack(vb)):
+                is_static = flags & abi.BR_FDB_F_STATIC
+                if (vni is None or v_vni == vni) and (static or not is_static):
                     keys += kb[i * abi.BR_FDB_KEY.size:(i + 1) * abi.BR_FDB_KEY.size]
+                    learned += not is_static
         n = fdb.delete_raw(keys) if keys else 0
+        self._count_removed(min(n, learned))
+        return n
+
+    def _count_removed(self, n: int) -> None:
+        """Learned entries the control plane removed (for `evictions`)."""
         if n:
             cfg = self.cfg()
             cfg.fdb_removed += n
             self.write_cfg(cfg)
-        return n
+
+    def _static_count(self) -> int:
+        return sum(1 for _, vb, _ in self.map("br_fdb").dump_batches()
+                   for _, _, flags, *_r in abi.BR_FDB_VAL.iter_unpack(vb)
+                   if flags & abi.BR_FDB_F_STATIC)
+
+    def _port_of(self, vni: int) -> int:
+        v = self._vni(vni)
+        if not v.port:
+            raise NotFound(f"VNI {vni} is not configured")
+        return v.port
+
+    def fdb_add(self, mac, vni: int, remote, ips=()) -> dict:
+        """A static entry {mac, vni} -> remote (replacing a learned or static
+        one, as `bridge fdb replace`), and bindings of @ips to mac."""
+        self.require_loaded()
+        port = self._port_of(vni)
+        family = ip_unpack(self.cfg().group).version
+        if remote.version != family:
+            raise ConfigError(f"--remote {remote}: not of the underlay's address family "
+                              f"(IPv{family})")
+        self._check_ips(ips)
+        fdb = self.map("br_fdb")
+        key = BrFdbKey(mac=mac_pack(mac), port=port)
+        old = fdb.get(key)
+        val = BrFdbVal(remote=ip_pack(remote), vni=vni, flags=abi.BR_FDB_F_STATIC,
+                       seen_ns=time.monotonic_ns())
+        if old is not None:
+            val.rx_pkts, val.tx_pkts = old.rx_pkts, old.tx_pkts
+        fdb[key] = val
+        if old is not None and not old.flags & abi.BR_FDB_F_STATIC:
+            self._count_removed(1)
+        for ip in ips:
+            self.neigh_add(ip, vni, mac)
+        return {"mac": str(mac).lower(), "vni": vni, "remote": str(remote),
+                "ip": [str(i) for i in ips], "replaced": old is not None}
+
+    def fdb_del(self, mac, vni: int) -> dict:
+        """Removes the entry of {mac, vni}, static or learned, and the static
+        bindings to mac in vni."""
+        self.require_loaded()
+        port = self._port_of(vni)
+        key = BrFdbKey(mac=mac_pack(mac), port=port)
+        fdb = self.map("br_fdb")
+        old = fdb.get(key)
+        if old is None:
+            raise NotFound(f"no FDB entry for {str(mac).lower()} in VNI {vni}")
+        fdb.discard(key)
+        if not old.flags & abi.BR_FDB_F_STATIC:
+            self._count_removed(1)
+        neigh = self.map("br_neigh")
+        packed = bytes(mac_pack(mac))
+        gone = [k for k, v in neigh.items() if k.vni == vni and bytes(v.mac) == packed
+                and v.flags & abi.BR_NEIGH_F_STATIC]
+        for k in gone:
+            neigh.discard(k)
+        return {"mac": str(mac).lower(), "vni": vni, "static": bool(old.flags & abi.BR_FDB_F_STATIC),
+                "ip": sorted(str(ip_unpack(k.ip)) for k in gone)}
+
+    # --- neighbour bindings (ARP and ND suppression) -----------------------------
+    @staticmethod
+    def _check_ips(ips) -> None:
+        for ip in ips:
+            if ip.is_multicast() or ip.is_loopback() or ip == IPAddress(0, ip.version):
+                raise ConfigError(f"--ip {ip}: not a unicast tenant address")
+
+    def neigh_add(self, ip, vni: int, mac) -> dict:
+        """A static binding {vni, ip} -> mac: ARP requests and neighbour
+        solicitations for ip from the VNI's tenants are answered with mac."""
+        self.require_loaded()
+        self._port_of(vni)
+        self._check_ips([ip])
+        key = BrNeighKey(vni=vni, ip=ip_pack(ip))
+        neigh = self.map("br_neigh")
+        old = neigh.get(key)
+        neigh[key] = BrNeighVal(mac=mac_pack(mac), flags=abi.BR_NEIGH_F_STATIC,
+                                replies=old.replies if old is not None else 0,
+                                seen_ns=time.monotonic_ns())
+        return {"ip": str(ip), "vni": vni, "mac": str(mac).lower()}
+
+    def neigh_del(self, ip, vni: int) -> None:
+        self.require_loaded()
+        self._port_of(vni)
+        key = BrNeighKey(vni=vni, ip=ip_pack(ip))
+        if self.map("br_neigh").get(key) is None:
+            raise NotFound(f"no binding for {ip} in VNI {vni}")
+        self.map("br_neigh").discard(key)
+
+    def neigh_show(self, vni: int | None = None) -> list[dict]:
+        """Bindings younger than the ageing time (static ones always),
+        sorted by (vni, ip)."""
+        self.require_loaded()
+        if vni is not None:
+            self._vni(vni)
+        ageing_ns = self.cfg().ageing_s * 10**9
+        now = time.monotonic_ns()
+        rows = []
+        for k, v in self.map("br_neigh").items():
+            static = bool(v.flags & abi.BR_NEIGH_F_STATIC)
+            age = now - v.seen_ns
+            if (vni is not None and k.vni != vni) or (age > ageing_ns and not static):
+                continue
+            rows.append({"ip": str(ip_unpack(k.ip)), "vni": k.vni,
+                         "mac": bytes(v.mac).hex(":"), "static": static,
+                         "replies": v.replies, "age_s": _age_s(age)})
+        rows.sort(key=lambda r: (r["vni"], IPAddress(r["ip"]).version, IPAddress(r["ip"])))
+        return rows
 
     def evictions(self, name: str, entries: int) -> int | None:
         """Entries the LRU br_fdb evicted: every new entry is counted as
@@ -348,7 +477,8 @@ class Bridge(Overlay):
         if name != "br_fdb":
             return None
         st = self.stats()
-        return max(0, st["learn"] - st["aged"] - self.cfg().fdb_removed - entries)
+        learned = entries - self._static_count()
+        return max(0, st["learn"] - st["aged"] - self.cfg().fdb_removed - learned)
 
     # --- status ----------------------------------------------------------------
     def status(self) -> dict:
