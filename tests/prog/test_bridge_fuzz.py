@@ -1,7 +1,7 @@
 """Hypothesis-generated frames through both bridge programs: never
 redirected where they do not belong, every drop counted under a reason."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from runner import PORT, TC_ACT_REDIRECT, TC_ACT_SHOT, VXLAN, U32, br  # noqa: F401
 
@@ -60,3 +60,122 @@ def test_ingress_without_metadata_is_always_a_counted_drop(br, frame):
     r = libbpf.prog_test_run(br.obj.prog_fd("bridge_ingress"), frame, ctx=abi.SkBuff())
     assert r.retval == TC_ACT_SHOT
     assert counters(br)["drop_no_tunnel"] == before + 1
+
+
+# --- ARP and ND: suppression answers exactly what it should -----------------------
+
+import struct  # noqa: E402
+
+import pytest  # noqa: E402
+from conftest import need_root  # noqa: E402
+from inject import Injector  # noqa: E402
+from neighframes import arp, ns, parse_arp, parse_na  # noqa: E402
+from netaddr import IPAddress  # noqa: E402
+from test_bridge_floods_prog import Bridge as FloodBridge  # noqa: E402
+
+BOUND4, BOUND6, BOUND_MAC = "192.168.0.2", "fd10::2", "02:00:00:00:00:0c"
+ASKER = "02:00:00:00:00:0a"
+ip4s = st.sampled_from([BOUND4, "192.168.0.1", "0.0.0.0", "192.168.0.9"])
+ip6s = st.sampled_from([BOUND6, "fd10::1", "::", "fe80::1", "ff02::1"])
+macs = st.sampled_from([ASKER, BOUND_MAC, "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01"])
+dsts = st.sampled_from(["ff:ff:ff:ff:ff:ff", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", BOUND_MAC])
+targets4 = st.sampled_from([BOUND4, BOUND4, "192.168.0.1", "0.0.0.0"])
+targets6 = st.sampled_from([BOUND6, BOUND6, "fd10::1", "ff02::1", "::"])
+
+
+@pytest.fixture
+def fbr(loaded_obj):
+    need_root()
+    obj = loaded_obj("bridge")
+    inj = Injector(obj.prog_fd("bridge_ingress"))
+    try:
+        b = FloodBridge(obj, inj)
+        b.bind(BOUND4, BOUND_MAC)
+        b.bind(BOUND6, BOUND_MAC)
+        yield b
+    finally:
+        inj.close()
+
+
+@st.composite
+def arp_frames(draw):
+    f = bytearray(arp(draw(st.sampled_from([1, 1, 1, 2, 3])), draw(macs), draw(ip4s),
+                      "00:00:00:00:00:00", draw(targets4), dst=draw(dsts), src=ASKER,
+                      pad_to=draw(st.sampled_from([0, 60]))))
+    if draw(st.integers(0, 3)) == 0:  # one header field off
+        i = draw(st.sampled_from([14, 15, 16, 17, 18, 19]))
+        f[i] ^= draw(st.integers(1, 255))
+    if draw(st.integers(0, 3)) == 0:  # truncated
+        f = f[:draw(st.integers(14, len(f)))]
+    return bytes(f)
+
+
+@st.composite
+def nd_frames(draw):
+    f = bytearray(ns(ASKER, draw(ip6s), draw(targets6), sll=draw(st.booleans()),
+                     hlim=draw(st.sampled_from([255, 255, 64])),
+                     extra=draw(st.sampled_from([b"", bytes([14, 1]) + b"nonce!"]))))
+    if draw(st.integers(0, 3)) == 0:
+        f[0] = 0x02  # a unicast destination
+    if draw(st.integers(0, 3)) == 0:  # one field off: next header, type, code, payload length
+        i = draw(st.sampled_from([20, 54, 55, 18, 19]))
+        f[i] ^= draw(st.integers(1, 255))
+    # test_run refuses an IPv6 frame shorter than the IPv6 header
+    if draw(st.integers(0, 3)) == 0:
+        f = f[:draw(st.integers(54, len(f)))]
+    return bytes(f)
+
+
+def arp_should_answer(f: bytes) -> bool:
+    if len(f) < 42 or f[12:14] != b"\x08\x06" or not f[0] & 1:
+        return False
+    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", f[14:22])
+    spa, tpa = f[28:32], f[38:42]
+    return ((htype, ptype, hlen, plen, op) == (1, 0x0800, 6, 4, 1) and spa != bytes(4)
+            and spa != tpa and tpa == IPAddress(BOUND4).packed)
+
+
+def nd_should_answer(f: bytes) -> bool:
+    if len(f) < 78 or f[12:14] != b"\x86\xdd" or not f[0] & 1:
+        return False
+    plen, nh, hlim = struct.unpack("!HBB", f[18:22])
+    return (nh == 58 and hlim == 255 and f[54] == 135 and f[55] == 0 and plen >= 24
+            and f[22:38] != bytes(16) and f[62:78] == IPAddress(BOUND6).packed)
+
+
+@FUZZ
+@given(frame=st.one_of(arp_frames(), nd_frames()))
+def test_egress_answers_exactly_the_requests_for_bound_ips(fbr, frame):
+    before = fbr.counters()
+    r = fbr.egress(frame)
+    d = {k: v - before.get(k, 0) for k, v in fbr.counters().items() if v != before.get(k, 0)}
+    assert r.retval == TC_ACT_REDIRECT
+    if arp_should_answer(frame):
+        event("ARP answered")
+        assert (r.ctx.cb[0], r.ctx.cb[1]) == (PORT, 1) and d == {"arp_reply": 1}
+        a, q = parse_arp(r.data), parse_arp(frame)
+        assert (a["op"], a["sha"], a["src"], a["spa"]) == (2, BOUND_MAC, BOUND_MAC, BOUND4)
+        assert (a["dst"], a["tha"], a["tpa"]) == (ASKER, q["sha"], q["spa"])
+        assert len(r.data) == len(frame)
+    elif nd_should_answer(frame):
+        event("NS answered")
+        assert (r.ctx.cb[0], r.ctx.cb[1]) == (PORT, 1) and d == {"nd_reply": 1}
+        a = parse_na(r.data)
+        assert (a["type"], a["target"], a["ip_src"], a["src"], a["dst"], a["checksum_ok"],
+                a["len"]) == (136, BOUND6, BOUND6, BOUND_MAC, ASKER, True, 86)
+    else:  # forwarded as it came, to the tunnel
+        assert (r.ctx.cb[0], r.ctx.cb[1]) == (VXLAN, 0) and r.data == frame
+        assert not {"arp_reply", "nd_reply"} & set(d)
+
+
+@FUZZ
+@given(frame=st.one_of(arp_frames(), nd_frames()))
+def test_ingress_delivers_every_arp_and_nd_frame_and_keeps_static_bindings(fbr, frame):
+    r = fbr.ingress(frame)
+    assert r.retval == TC_ACT_REDIRECT and (r.ctx.cb[0], r.ctx.cb[1]) == (PORT, 1)
+    assert r.data == frame
+    for ip in (BOUND4, BOUND6):  # learning never overwrites a static binding
+        b = fbr.binding(ip)
+        assert (bytes(b.mac).hex(":"), b.flags) == (BOUND_MAC, abi.BR_NEIGH_F_STATIC)
+    for k, v in fbr.neigh.items():  # nor learns a group MAC or an unspecified IP
+        assert not v.mac[0] & 1 and any(k.ip.addr)
