@@ -37,7 +37,8 @@ def tenant_mac(i: int) -> str:
     return f"02:00:00:0a:00:{i + 1:02x}"
 
 
-def build(sim, n: int = 2, ipv6: bool = False) -> dict:
+def build(sim, n: int = 2, ipv6: bool = False, load: bool = True) -> dict:
+    """``load=False``: hosts and tenants only (the bridge comes from `apply`)."""
     sim.fabric()
     hosts, tenants = [], []
     for i in range(n):
@@ -47,8 +48,9 @@ def build(sim, n: int = 2, ipv6: bool = False) -> dict:
         sim.enslave(sim._fabric, f"ph{i}", "sw0")
         sim.addr(h, "eth0", f"{underlay(i)}/24")
         sim.route(h, "224.0.0.0/4", "eth0")
-        sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay(i), netns_=h)
-        sim.bpfnetctl("vni", "add", str(VNI), "--bridge", "br10", netns_=h)
+        if load:
+            sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay(i), netns_=h)
+            sim.bpfnetctl("vni", "add", str(VNI), "--bridge", "br10", netns_=h)
         t = sim.tenant(h, f"t{i}", f"{tenant_ip(i)}/24", "br10", mac=tenant_mac(i), mtu=1400)
         if ipv6:
             enable_ipv6(sim, t, f"{tenant_ip6(i)}/64")

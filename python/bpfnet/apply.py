@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from netaddr import IPAddress
 
 from . import abi
-from .config import CLUSTER, BridgeVni, Client, Desired, FnSpec, MeshVni, options_of
+from .config import CLUSTER, BridgeVni, Client, Desired, FnSpec, MeshVni, StaticMac, options_of
 from .errors import BpfnetError, ConfigError, KernelError
 
 
@@ -115,15 +115,33 @@ def _read_bridge(fn, cur: Current) -> None:
     allow: dict[int, list] = {}
     for k in fn.map("br_allow"):
         allow.setdefault(k.vni, []).append(abi.ip_unpack(k.remote))
+    statics = _read_static_macs(fn)
     for k, val in fn.map("br_vni").items():
         vni = k.value
         restricted = val.flags & abi.BR_VNI_F_ALLOW_LIST
         cur.children[vni] = BridgeVni(vni, net.name(val.bridge) if val.bridge else None,
                                       abi.ip_unpack(val.group),
-                                      tuple(sorted(allow.get(vni, []))) if restricted else None)
+                                      tuple(sorted(allow.get(vni, []))) if restricted else None,
+                                      fdb=statics.get(vni, ()))
         why = _port_broken(fn, val.port, f"bnp{vni}", val.bridge)
         if why:
             cur.broken_children[vni] = why
+
+
+def _read_static_macs(fn) -> dict:
+    """{vni: (StaticMac, ...)}: the static FDB entries, each with the static
+    bindings that point at its MAC."""
+    ips: dict = {}
+    for k, nv in fn.map("br_neigh").items():
+        if nv.flags & abi.BR_NEIGH_F_STATIC:
+            ips.setdefault((k.vni, bytes(nv.mac).hex(":")), []).append(abi.ip_unpack(k.ip))
+    out: dict = {}
+    for k, e in fn.map("br_fdb").items():
+        if e.flags & abi.BR_FDB_F_STATIC:
+            mac = bytes(k.mac).hex(":")
+            mine = sorted(ips.get((e.vni, mac), []), key=lambda a: (a.version, a))
+            out.setdefault(e.vni, []).append(StaticMac(mac, abi.ip_unpack(e.remote), tuple(mine)))
+    return {vni: tuple(sorted(xs, key=lambda m: m.mac)) for vni, xs in out.items()}
 
 
 def _read_mesh(fn, cur: Current) -> None:
@@ -232,6 +250,8 @@ def _plan_bridge(d: FnSpec, c: Current, cur: dict, broken: dict, hosts, me, out:
         want = BridgeVni(vni, want.bridge, want.group if want.group is not None else IPAddress(str(group)),
                          allow, want.where)
         args = {"vni": vni, "bridge": want.bridge, "group": want.group, "allow": allow}
+        fdb_want = d.children[vni].fdb
+        fresh = True
         if have is None:
             out.append(Action("+", "bridge", "vni_add", _vni_text(want, group), args, want.where))
         elif have.bridge != want.bridge or str(have.group) != str(want.group):
@@ -240,11 +260,44 @@ def _plan_bridge(d: FnSpec, c: Current, cur: dict, broken: dict, hosts, me, out:
         elif vni in broken:
             out.append(Action("~", "bridge", "vni_redo", f"vni {vni} re-create: {broken[vni]}",
                               args, want.where))
-        elif _allow_key(have.allow) != _allow_key(allow):
-            old = "any" if have.allow is None else _ips(have.allow)
-            new = "any" if allow is None else _ips(allow)
-            out.append(Action("~", "bridge", "vni_allow", f"vni {vni} allow {old} -> {new}",
-                              {"vni": vni, "allow": allow, "old": have.allow}, want.where))
+        else:
+            fresh = False
+            if _allow_key(have.allow) != _allow_key(allow):
+                old = "any" if have.allow is None else _ips(have.allow)
+                new = "any" if allow is None else _ips(allow)
+                out.append(Action("~", "bridge", "vni_allow", f"vni {vni} allow {old} -> {new}",
+                                  {"vni": vni, "allow": allow, "old": have.allow}, want.where))
+        if fresh and fdb_want is None and have is not None and have.fdb:
+            fdb_want = have.fdb  # re-made: the static entries it had come back
+        _plan_fdb(vni, fdb_want, have.fdb if have else (), fresh, want.where, out)
+
+
+def _fdb_text(vni: int, m: StaticMac) -> str:
+    t = f"vni {vni} fdb {m.mac} remote={m.remote}"
+    return t + (f" ip={_ips(m.ips)}" if m.ips else "")
+
+
+def _plan_fdb(vni: int, want, have, fresh: bool, where: str, out: list) -> None:
+    """Static entries of one VNI: ``want`` None leaves them alone; ``fresh``:
+    the VNI is (re)made, so it has none."""
+    if want is None:
+        return
+    have = {} if fresh else {m.mac: m for m in (have or ())}
+    wanted = {m.mac: m for m in want}
+    for mac, m in sorted(have.items()):
+        if mac not in wanted:
+            out.append(Action("-", "bridge", "fdb_del", f"vni {vni} fdb {mac}",
+                              {"vni": vni, "mac": mac, "old": m}, where))
+    for mac, m in sorted(wanted.items()):
+        old = have.get(mac)
+        if old is None:
+            out.append(Action("+", "bridge", "fdb_add", _fdb_text(vni, m),
+                              {"vni": vni, "entry": m}, where))
+        elif str(old.remote) != str(m.remote) or \
+                [str(a) for a in old.ips] != [str(a) for a in m.ips]:
+            out.append(Action("~", "bridge", "fdb_set", f"{_fdb_text(vni, old)} -> "
+                              f"{_fdb_text(vni, m).split(' ', 4)[4]}",
+                              {"vni": vni, "entry": m, "old": old}, where))
 
 
 def _allow_key(allow):
@@ -370,7 +423,8 @@ def current_spec(current: dict) -> dict:
         if name == "bridge":
             g = str(c.options.get("group"))
             spec.children = {k: BridgeVni(x.vni, x.bridge, None if str(x.group) == g else x.group,
-                                          x.allow) for k, x in spec.children.items()}
+                                          x.allow, fdb=x.fdb or None)
+                             for k, x in spec.children.items()}
         out[name] = spec
     return out
 
@@ -437,12 +491,26 @@ def _vni_add(fn, a) -> None:
     fn.vni_add(a["vni"], a["bridge"], allow=allow or (), group=a["group"])
     if allow is not None and not allow:
         fn.vni_set_allow(a["vni"], [])
+    for m in a.get("fdb") or ():  # an undone vni_del: its static entries too
+        _fdb_add(fn, a["vni"], m)
 
 
 def _vni_spec(fn, vni: int) -> dict:
-    """What ``vni_add`` would need to make VNI ``vni`` again (for undo)."""
+    """What ``vni_add`` would need to make VNI ``vni`` again (for undo),
+    its static entries included."""
     cur = read_one(fn).children[vni]
-    return {"vni": vni, "bridge": cur.bridge, "group": cur.group, "allow": cur.allow}
+    return {"vni": vni, "bridge": cur.bridge, "group": cur.group, "allow": cur.allow,
+            "fdb": cur.fdb}
+
+
+def _fdb_add(fn, vni: int, m: StaticMac) -> None:
+    from netaddr import EUI
+    fn.fdb_add(EUI(m.mac), vni, m.remote, ips=m.ips)
+
+
+def _fdb_del(fn, vni: int, mac: str) -> None:
+    from netaddr import EUI
+    fn.fdb_del(EUI(mac), vni)
 
 
 def _do(fn, a: Action):
@@ -473,6 +541,16 @@ def _do(fn, a: Action):
     if k == "vni_allow":
         fn.vni_set_allow(x["vni"], x["allow"])
         return lambda: fn.vni_set_allow(x["vni"], x["old"])
+    if k == "fdb_add":
+        _fdb_add(fn, x["vni"], x["entry"])
+        return lambda: _fdb_del(fn, x["vni"], x["entry"].mac)
+    if k == "fdb_del":
+        _fdb_del(fn, x["vni"], x["mac"])
+        return lambda: _fdb_add(fn, x["vni"], x["old"])
+    if k == "fdb_set":
+        _fdb_del(fn, x["vni"], x["old"].mac)
+        _fdb_add(fn, x["vni"], x["entry"])
+        return lambda: (_fdb_del(fn, x["vni"], x["entry"].mac), _fdb_add(fn, x["vni"], x["old"]))
     if k == "peer_add":
         fn.peer_add(x["remote"], x["vni"], x["bridge"])
         return lambda: fn.peer_del(x["remote"], x["vni"])

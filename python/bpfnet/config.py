@@ -35,12 +35,22 @@ URL_RE = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 @dataclass(frozen=True)
+class StaticMac:
+    """A static FDB entry of a bridge VNI (``fdb = [ { mac, remote, ip } ]``)."""
+    mac: str                           # normalized, lower case
+    remote: IPAddress
+    ips: tuple = ()                    # tenant addresses answered for (ARP/ND)
+
+
+@dataclass(frozen=True)
 class BridgeVni:
     vni: int
     bridge: str
     group: IPAddress | None = None     # None: the load's group
     allow: tuple | str | None = None   # None: any sender; a tuple: only these; "cluster"
     where: str = ""                    # the key, for messages
+    fdb: tuple | None = None           # None: static entries left alone; a tuple of
+                                       # StaticMac sorted by mac: exactly these
 
 
 @dataclass(frozen=True)
@@ -181,12 +191,32 @@ def _vnis(items, where: str, keys: tuple, make) -> dict:
     return out
 
 
+def _static_macs(where: str, items) -> tuple:
+    """A bridge VNI's ``fdb``: each MAC once, ``ip`` an address or a list."""
+    _check_type(where, items, list, "an array of tables")
+    out = {}
+    for i, t in enumerate(items):
+        w = f"{where}[{i}]"
+        _table(w, t, ("mac", "remote", "ip"), ("mac", "remote"))
+        mac = str(_str(f"{w}.mac", t["mac"], v.mac)).lower()
+        if mac in out:
+            raise _Err(f"{w}.mac", f"{mac} is listed twice")
+        remote = _str(f"{w}.remote", t["remote"], v.unicast_ip)
+        ips = t.get("ip", [])
+        ips = _ip_list(f"{w}.ip", [ips] if isinstance(ips, str) else ips)
+        if ips == CLUSTER:
+            raise _Err(f"{w}.ip", "an address or an array of addresses")
+        out[mac] = StaticMac(mac, remote, tuple(sorted(ips, key=lambda a: (a.version, a))))
+    return tuple(out[m] for m in sorted(out))
+
+
 def _bridge_vnis(items, where: str) -> dict:
     def make(vni, br, t, w):
         group = _str(f"{w}.group", t["group"], v.mcast_group) if "group" in t else None
         allow = _ip_list(f"{w}.allow", t["allow"]) if "allow" in t else None
-        return BridgeVni(vni, br, group, allow, w)
-    return _vnis(items, where, ("group", "allow"), make)
+        fdb = _static_macs(f"{w}.fdb", t["fdb"]) if "fdb" in t else None
+        return BridgeVni(vni, br, group, allow, w, fdb)
+    return _vnis(items, where, ("group", "allow", "fdb"), make)
 
 
 def _mesh_vnis(items, where: str) -> dict:
@@ -370,6 +400,9 @@ def to_data(functions: dict) -> dict:
                     r["group"] = str(c.group)
                 if c.allow is not None:
                     r["allow"] = c.allow if c.allow == CLUSTER else [str(a) for a in c.allow]
+                if c.fdb:
+                    r["fdb"] = [{"mac": m.mac, "remote": str(m.remote), **(
+                        {"ip": [str(a) for a in m.ips]} if m.ips else {})} for m in c.fdb]
             elif isinstance(c, MeshVni):
                 r = {"vni": c.vni, "bridge": c.bridge,
                      "peers": c.peers if c.peers == CLUSTER else [str(p) for p in c.peers]}
