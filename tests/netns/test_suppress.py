@@ -5,6 +5,8 @@ teaches the binding; later requests are answered on the host
 (`arp_reply`/`nd_reply`), the tenant's neighbour table gets the MAC, and
 nothing reaches the remote host. Gratuitous ARP and probes are never
 answered. An IP that changes MAC is followed."""
+import json
+
 import pytest
 
 from conftest import built
@@ -141,3 +143,30 @@ def test_static_ipv6_binding_answers_the_first_solicitation(topo6):
     d = ft.delta(ft.counters(sim, h1), before)
     assert (d.get("nd_reply"), d.get("nd_flood")) == (1, None)
     assert ft.neighbours(sim, t1)[ft.tenant_ip6(0)] == ft.tenant_mac(0)
+
+
+def test_bindings_dump_with_named_fields(topo):
+    """br_neigh is pinned and BTF-typed: bpftool names its fields."""
+    import os
+    import subprocess
+
+    from conftest import need_tool
+    need_tool("bpftool")
+    sim, h0 = topo["sim"], topo["hosts"][0]
+    sim.bpfnetctl("neigh", "add", "192.168.0.50", "--vni", "10", "--mac", "02:00:00:0a:00:50",
+                  netns_=h0)
+    d = os.path.join(sim.pin_root, h0, "bridge")
+    for name in ("br_neigh", "br_supp_stats"):
+        st = os.stat(os.path.join(d, name))
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
+    out = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "pinned",
+                                     os.path.join(d, "br_neigh")],
+                                    check=True, capture_output=True, text=True).stdout)
+    e = [x["formatted"] for x in out if x["formatted"]["key"]["ip"]["addr"][3] != 0]
+    assert e and set(e[0]["key"]) == {"vni", "pad", "ip"}
+    assert {"mac", "flags", "replies", "seen_ns"} <= set(e[0]["value"])
+    stats = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "pinned",
+                                       os.path.join(d, "br_supp_stats")],
+                                      check=True, capture_output=True, text=True).stdout)
+    assert {"arp_reply", "nd_reply", "arp_flood", "nd_flood", "static_conflict",
+            "neigh_learn"} <= set(stats[0]["formatted"]["values"][0]["value"])
