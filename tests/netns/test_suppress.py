@@ -21,6 +21,15 @@ def topo():
     yield from built("tsu", lambda sim: ft.build(sim, 2))
 
 
+def resolve(sim, h, t, ip, flush=True) -> dict:
+    """t pings ip once (after forgetting its neighbours); h's counter deltas."""
+    if flush:
+        ft.flush_neighbours(sim, t)
+    before = ft.counters(sim, h)
+    assert sim.ping(t, ip, count=1) == 1
+    return ft.delta(ft.counters(sim, h), before)
+
+
 def forget(sim, h, ip):
     """No binding for ip on h (static or learned)."""
     sim.bpfnetctl("neigh", "del", ip, "--vni", "10", netns_=h, check=False)
@@ -29,20 +38,14 @@ def forget(sim, h, ip):
 def test_unknown_request_floods_then_the_learned_binding_answers(topo):
     sim, (h0, h1), (t0, t1) = topo["sim"], topo["hosts"], topo["tenants"]
     forget(sim, h0, ft.tenant_ip(1))
-    ft.flush_neighbours(sim, t0)
-    before = ft.counters(sim, h0)
-    assert sim.ping(t0, ft.tenant_ip(1), count=1) == 1
-    d = ft.delta(ft.counters(sim, h0), before)
+    d = resolve(sim, h0, t0, ft.tenant_ip(1))
     assert (d.get("arp_flood"), d.get("arp_reply"), d.get("neigh_learn")) == (1, None, 1)
     rows = ft.ctl_json(sim, h0, "neigh", "show", "--vni", "10")
     assert [(r["ip"], r["mac"], r["static"]) for r in rows] == \
         [(ft.tenant_ip(1), ft.tenant_mac(1), False)]
     assert set(rows[0]) == {"ip", "vni", "mac", "static", "replies", "age_s"}
     # the tenant forgets; its next request is answered on h0
-    ft.flush_neighbours(sim, t0)
-    before = ft.counters(sim, h0)
-    assert sim.ping(t0, ft.tenant_ip(1), count=1) == 1
-    d = ft.delta(ft.counters(sim, h0), before)
+    d = resolve(sim, h0, t0, ft.tenant_ip(1))
     assert (d.get("arp_reply"), d.get("arp_flood")) == (1, None)
     assert ft.neighbours(sim, t0)[ft.tenant_ip(1)] == ft.tenant_mac(1)
     assert ft.ctl_json(sim, h0, "neigh", "show")[0]["replies"] == 1
@@ -118,17 +121,12 @@ def topo6():
 
 def test_neighbour_solicitation_floods_then_is_answered(topo6):
     sim, (h0, h1), (t0, t1) = topo6["sim"], topo6["hosts"], topo6["tenants"]
-    before = ft.counters(sim, h0)
-    assert sim.ping(t0, ft.tenant_ip6(1), count=1) == 1
-    d = ft.delta(ft.counters(sim, h0), before)
+    d = resolve(sim, h0, t0, ft.tenant_ip6(1), flush=False)
     assert (d.get("nd_flood"), d.get("nd_reply")) == (1, None)
     rows = ft.ctl_json(sim, h0, "neigh", "show")
     assert (ft.tenant_ip6(1), ft.tenant_mac(1), False) in [(r["ip"], r["mac"], r["static"])
                                                           for r in rows]
-    ft.flush_neighbours(sim, t0)
-    before = ft.counters(sim, h0)
-    assert sim.ping(t0, ft.tenant_ip6(1), count=1) == 1
-    d = ft.delta(ft.counters(sim, h0), before)
+    d = resolve(sim, h0, t0, ft.tenant_ip6(1))
     assert (d.get("nd_reply"), d.get("nd_flood")) == (1, None)
     assert ft.neighbours(sim, t0)[ft.tenant_ip6(1)] == ft.tenant_mac(1)
 
@@ -137,10 +135,7 @@ def test_static_ipv6_binding_answers_the_first_solicitation(topo6):
     sim, (h0, h1), (t0, t1) = topo6["sim"], topo6["hosts"], topo6["tenants"]
     sim.bpfnetctl("neigh", "add", ft.tenant_ip6(0), "--vni", "10", "--mac", ft.tenant_mac(0),
                   netns_=h1)
-    ft.flush_neighbours(sim, t1)
-    before = ft.counters(sim, h1)
-    assert sim.ping(t1, ft.tenant_ip6(0), count=1) == 1
-    d = ft.delta(ft.counters(sim, h1), before)
+    d = resolve(sim, h1, t1, ft.tenant_ip6(0))
     assert (d.get("nd_reply"), d.get("nd_flood")) == (1, None)
     assert ft.neighbours(sim, t1)[ft.tenant_ip6(0)] == ft.tenant_mac(0)
 

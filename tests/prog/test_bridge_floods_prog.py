@@ -74,8 +74,8 @@ class Bridge:
         return self.neigh.get(BrNeighKey(vni=vni, ip=ip_pack(ip)))
 
 
-@pytest.fixture
-def br(loaded_obj):
+def harness(loaded_obj):
+    """For a fixture: a Bridge on a freshly loaded object, closed after."""
     need_root()
     obj = loaded_obj("bridge")
     inj = Injector(obj.prog_fd("bridge_ingress"))
@@ -83,6 +83,11 @@ def br(loaded_obj):
         yield Bridge(obj, inj)
     finally:
         inj.close()
+
+
+@pytest.fixture
+def br(loaded_obj):
+    yield from harness(loaded_obj)
 
 
 def flooded(r):
@@ -159,7 +164,13 @@ def test_arp_request_for_an_unknown_ip_floods_and_is_counted(br):
     ("truncated", arp_request(MAC_A, IP_A, IP_R)[:41]),
 ])
 def test_arp_never_answered(br, what, frame):
+    never_answered(br, what, frame)
+
+
+def never_answered(br, what, frame):
+    """With both IPs bound, ``frame`` is flooded unchanged and only counted so."""
     br.bind(IP_R, MAC_R)
+    br.bind(IP6_R, MAC_R)
     r = br.egress(frame)
     assert flooded(r) and r.data == frame, what
     assert br.counters() == {"flood": 1}, what
@@ -228,10 +239,7 @@ def test_ns_for_an_unknown_ip_floods_and_is_counted(br):
     ("an NA", na(MAC_A, IP6_A, "33:33:00:00:00:01", "ff02::1")),
 ])
 def test_nd_never_answered(br, what, frame):
-    br.bind(IP6_R, MAC_R)
-    r = br.egress(frame)
-    assert flooded(r) and r.data == frame, what
-    assert br.counters() == {"flood": 1}, what
+    never_answered(br, what, frame)
 
 
 # --- learning from the tunnel ------------------------------------------------------

@@ -67,11 +67,9 @@ def test_ingress_without_metadata_is_always_a_counted_drop(br, frame):
 import struct  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import need_root  # noqa: E402
-from inject import Injector  # noqa: E402
 from neighframes import arp, ns, parse_arp, parse_na  # noqa: E402
 from netaddr import IPAddress  # noqa: E402
-from test_bridge_floods_prog import Bridge as FloodBridge  # noqa: E402
+from test_bridge_floods_prog import harness  # noqa: E402
 
 BOUND4, BOUND6, BOUND_MAC = "192.168.0.2", "fd10::2", "02:00:00:00:00:0c"
 ASKER = "02:00:00:00:00:0a"
@@ -85,16 +83,10 @@ targets6 = st.sampled_from([BOUND6, BOUND6, "fd10::1", "ff02::1", "::"])
 
 @pytest.fixture
 def fbr(loaded_obj):
-    need_root()
-    obj = loaded_obj("bridge")
-    inj = Injector(obj.prog_fd("bridge_ingress"))
-    try:
-        b = FloodBridge(obj, inj)
+    for b in harness(loaded_obj):
         b.bind(BOUND4, BOUND_MAC)
         b.bind(BOUND6, BOUND_MAC)
         yield b
-    finally:
-        inj.close()
 
 
 @st.composite
