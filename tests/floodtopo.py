@@ -1,7 +1,7 @@
 """Hosts for the static-FDB and suppression tests, built by hand: one L2
-switch, hosts with only connected routes (their subnet, and the flood
-group's 224.0.0.0/4 on eth0, as `doctor` asks), bridge loaded with
---underlay and --local, VNI 10 in br10, one quiet tenant per host.
+switch, hosts with only connected routes (floods leave by the underlay
+whatever the routing table says), bridge loaded with --underlay and
+--local, VNI 10 in br10, one quiet tenant per host.
 
      t0 192.168.0.1         t1 192.168.0.2         (t2 192.168.0.3)
      br10 / bnp10           br10 / bnp10
@@ -47,7 +47,6 @@ def build(sim, n: int = 2, ipv6: bool = False, load: bool = True) -> dict:
         sim.veth(h, "eth0", sim._fabric, f"ph{i}")
         sim.enslave(sim._fabric, f"ph{i}", "sw0")
         sim.addr(h, "eth0", f"{underlay(i)}/24")
-        sim.route(h, "224.0.0.0/4", "eth0")
         if load:
             sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay(i), netns_=h)
             sim.bpfnetctl("vni", "add", str(VNI), "--bridge", "br10", netns_=h)
