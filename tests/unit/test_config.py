@@ -68,7 +68,7 @@ BAD = [
      "cfg.toml: bridge.vnis[0].vni: expected an integer, not a string"),
     ("[bridge]\nvnis = [ { vni = 10 } ]\n", "cfg.toml: bridge.vnis[0]: missing key 'bridge'"),
     ("[bridge]\nvnis = [ { vni = 10, bridge = \"br10\", colour = 1 } ]\n",
-     "cfg.toml: bridge.vnis[0].colour: unknown key (known: vni, bridge, group, allow)"),
+     "cfg.toml: bridge.vnis[0].colour: unknown key (known: vni, bridge, group, allow, fdb)"),
     ("[bridge]\nvnis = [ { vni = 10, bridge = \"br10\" }, { vni = 10, bridge = \"br11\" } ]\n",
      "cfg.toml: bridge.vnis[1].vni: VNI 10 is listed twice"),
     ("[bridge]\nvnis = [ { vni = 10, bridge = \"br10\" }, { vni = 11, bridge = \"br10\" } ]\n",
