@@ -37,8 +37,10 @@ def tenant_mac(i: int) -> str:
     return f"02:00:00:0a:00:{i + 1:02x}"
 
 
-def build(sim, n: int = 2, ipv6: bool = False, load: bool = True) -> dict:
-    """``load=False``: hosts and tenants only (the bridge comes from `apply`)."""
+def build(sim, n: int = 2, ipv6: bool = False, load: bool = True, encap: str | None = None) -> dict:
+    """``load=False``: hosts and tenants only (the bridge comes from `apply`);
+    ``encap``: the load's --encap (None: the default, native where the kernel
+    can)."""
     sim.fabric()
     hosts, tenants = [], []
     for i in range(n):
@@ -48,7 +50,9 @@ def build(sim, n: int = 2, ipv6: bool = False, load: bool = True) -> dict:
         sim.enslave(sim._fabric, f"ph{i}", "sw0")
         sim.addr(h, "eth0", f"{underlay(i)}/24")
         if load:
-            sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay(i), netns_=h)
+            extra = ["--encap", encap] if encap else []
+            sim.bpfnetctl("load", "bridge", "--underlay", "eth0", "--local", underlay(i), *extra,
+                          netns_=h)
             sim.bpfnetctl("vni", "add", str(VNI), "--bridge", "br10", netns_=h)
         t = sim.tenant(h, f"t{i}", f"{tenant_ip(i)}/24", "br10", mac=tenant_mac(i), mtu=1400)
         if ipv6:

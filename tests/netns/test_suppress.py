@@ -16,9 +16,12 @@ from neighframes import arp, arp_request
 T1_NEW = "02:00:00:0a:00:99"
 
 
-@pytest.fixture(scope="module")
-def topo():
-    yield from built("tsu", lambda sim: ft.build(sim, 2))
+@pytest.fixture(scope="module", params=[None, "device"], ids=["default-encap", "encap-device"])
+def topo(request):
+    """Both paths: the programs' own encapsulation (the default where the
+    kernel can) and the VXLAN device's (the bindings are learned on either
+    ingress: bridge_decap or bridge_ingress)."""
+    yield from built("tsu", lambda sim: ft.build(sim, 2, encap=request.param))
 
 
 def resolve(sim, h, t, ip, flush=True) -> dict:
