@@ -23,8 +23,9 @@ encapsulation. Variants:
   no-encap      no VXLAN: eth0 itself joins br10 (the limit)
 
 Measurements per round and variant:
-  tcp   iperf3, one stream, t0 -> t1, ``seconds`` plus one omitted second:
-        receiver's bit/s, and bits per CPU second of client + server
+  tcp   iperf3, one stream, t0 -> t1, ``seconds`` plus one omitted second,
+        both ends pinned to one CPU: receiver's bit/s, and bits per CPU
+        second of client + server + that CPU's ksoftirqd
   udp   18-byte UDP payloads (64-byte frames with FCS) from one socket with
         sendmmsg for ``seconds``: frames delivered per second, counted as
         rx_packets on t1's interface, and per CPU second of the sender
@@ -65,6 +66,28 @@ def no_br_netfilter(sim: Sim, ns: str) -> None:
         key = f"net.bridge.bridge-nf-call-{fam}"
         if os.path.exists("/proc/sys/" + key.replace(".", "/")):
             sim.sysctl(ns, key, "0")
+
+
+def tcp_cpu() -> int:
+    """The CPU the TCP measurement pins its two ends to: the last one."""
+    return max(os.sched_getaffinity(0))
+
+
+def ksoftirqd_cpu_s(cpu: int) -> float:
+    """CPU seconds ksoftirqd/<cpu> has run (utime + stime), 0 if not found."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        if comm == f"ksoftirqd/{cpu}":
+            fields = st[st.rindex(")") + 2:].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 class NotAvailable(Exception):
@@ -161,17 +184,32 @@ class Variant:
             return link.get_attr("IFLA_STATS64")["rx_packets"]
 
     def tcp(self, seconds: float) -> dict:
-        """One iperf3 stream t0 -> t1: Gbit/s received, and Gbit per CPU
-        second (client + server processes, iperf3's own accounting: on veth
-        the whole path runs in their contexts, softirq included)."""
+        """One iperf3 stream t0 -> t1, client and server pinned to TCP_CPU:
+        Gbit/s received, and Gbit per CPU second. The CPU is the client's and
+        the server's (iperf3's own accounting: on veth the whole path runs in
+        their contexts, softirq included) plus what that CPU's ksoftirqd ran
+        meanwhile (the softirq work the kernel deferred, which neither
+        process is charged for). Pinned, every hop of the transfer runs on
+        one CPU whatever the scheduler would do: unpinned, client and server
+        land on one core or two from run to run, and cross-CPU wakeups and
+        cache traffic moved the figures by more than the differences between
+        variants."""
+        cpu = tcp_cpu()
+        ksoft = ksoftirqd_cpu_s(cpu)
+        t = time.monotonic()
         r = self.sim.run(self.tenants[0], ["iperf3", "-c", tenant_ip(1), "-t", str(seconds),
-                                           "-O", "1", "-J"], timeout=seconds + 30)
+                                           "-O", "1", "-J", "-A", f"{cpu},{cpu}"],
+                         timeout=seconds + 30)
+        wall = time.monotonic() - t
+        ksoft = ksoftirqd_cpu_s(cpu) - ksoft
         j = json.loads(r.stdout)
         if "error" in j:
             raise RuntimeError(f"{self.key}: iperf3: {j['error']}")
         gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
-        cpu = j["end"].get("cpu_utilization_percent", {})
-        used = (cpu.get("host_total", 0) + cpu.get("remote_total", 0)) / 100
+        cpu_pct = j["end"].get("cpu_utilization_percent", {})
+        used = (cpu_pct.get("host_total", 0) + cpu_pct.get("remote_total", 0)) / 100
+        if wall > 0:
+            used += ksoft / wall
         return {"gbps": gbps, "gbit_per_cpu_s": gbps / used if used > 0 else None}
 
     def udp(self, seconds: float) -> dict:
