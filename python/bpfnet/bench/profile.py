@@ -160,33 +160,41 @@ class Record:
 
 
 def samples(path: str):
-    """Yields (comm, pid, tid, period_ns, [symbols, leaf first]) from a
-    perf.data file."""
+    """Yields parse_script's samples from a perf.data file."""
     p = subprocess.Popen(["perf", "script", "-i", path, "-F", "comm,pid,tid,period,ip,sym"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    head, chain = None, []
-    hdr = re.compile(r"^(\S.*?)\s+(\d+)/(\d+)\s+(\d+)\s*$")
     try:
-        for line in p.stdout:
-            if not line.strip():
-                if head:
-                    yield (*head, chain)
-                head, chain = None, []
-                continue
-            if line[0] not in " \t":
-                m = hdr.match(line.rstrip("\n"))
-                head = (m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))) \
-                    if m else None
-                chain = []
-            else:
-                parts = line.split(None, 1)
-                sym = parts[1].strip() if len(parts) > 1 else "[unknown]"
-                chain.append(sym.split("+0x")[0])
-        if head:
-            yield (*head, chain)
+        yield from parse_script(p.stdout)
     finally:
         p.stdout.close()
         p.wait(60)
+
+
+_HDR = re.compile(r"^(\S.*?)\s+(\d+)/(\d+)\s+(\d+)\s*$")
+
+
+def parse_script(lines):
+    """Yields (comm, pid, tid, period_ns, [symbols, leaf first]) from the
+    lines of ``perf script -F comm,pid,tid,period,ip,sym`` with call chains:
+    a header line per sample, then one indented "<address> <symbol>+<off>"
+    line per frame, then a blank line."""
+    head, chain = None, []
+    for line in lines:
+        if not line.strip():
+            if head:
+                yield (*head, chain)
+            head, chain = None, []
+        elif line[0] not in " \t":
+            m = _HDR.match(line.rstrip("\n"))
+            head = (m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))) \
+                if m else None
+            chain = []
+        else:
+            parts = line.split(None, 1)
+            sym = parts[1].strip() if len(parts) > 1 else "[unknown]"
+            chain.append(sym.split("+0x")[0])
+    if head:
+        yield (*head, chain)
 
 
 class Profile:
@@ -201,11 +209,11 @@ class Profile:
         self.path_ns = collections.Counter()
         self.units = 0.0          # KiB (tcp) or frames (udp) delivered
 
-    def add(self, path: str, pids: set[int], tids: set[int]) -> int:
-        """Adds the samples of ``path`` that are the variant's; returns
-        their CPU ns."""
+    def add(self, found, pids: set[int], tids: set[int]) -> int:
+        """Adds the samples (parse_script's) that are the variant's: in
+        ``pids`` or ``tids`` or a ksoftirqd; returns their CPU ns."""
         ns = self.ns
-        for comm, pid, tid, period, chain in samples(path):
+        for comm, pid, tid, period, chain in found:
             softirqd = comm.startswith("ksoftirqd/")
             if not (softirqd or pid in pids or tid in tids):
                 continue
@@ -400,7 +408,7 @@ def run(args) -> dict:
                         continue
                     p = profs[(v.key, t)]
                     p.units += units
-                    ns = p.add(path, pids, tids)
+                    ns = p.add(samples(path), pids, tids)
                     # per round: Gbit (tcp) or kframes (udp) per sampled CPU s
                     per = units * 8 * 1024 / 1e9 if t == "tcp" else units / 1e3
                     rounds_[(v.key, t)].append(per / (ns / 1e9) if ns else None)
