@@ -66,7 +66,7 @@ def test_members_see_each_other_exact_records(sim, etcd, tmp_path):
         assert r["ttl_s"] == 10 and 0 < r["lease_s"] <= 10 and r["valid"] is True
     code, out, err = run_cli(sim, ns[0], "cluster", "show", "--etcd", etcd.url, "--cluster", "test")
     assert code == 0 and out.splitlines()[0].split() == [
-        "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S"]
+        "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S", "MACS"]
     assert out.splitlines()[3].split()[:5] == ["h2", "10.99.0.3", "4790", "-", "10"]
 
     # the same from an agent's file
