@@ -215,3 +215,38 @@ def test_suppression_off_floods_bound_requests_and_counts_them(br):
                              "local_neigh": 2}
     br.suppress(True)
     assert answered(br.egress(req))
+
+
+# --- a bridge loaded by a bpfnet without br_local and br_route_stats ---------------------
+
+def test_a_bridge_without_the_new_maps_is_loaded_and_a_load_adds_them(pin_root):
+    """A bpfnet from before local learning pinned neither map: its bridge is
+    loaded all the same (not half-made, which a load would tear down), its
+    counters and local_macs read without them, and the next load adds them."""
+    import os
+
+    from conftest import need_root
+    from bpfnet.functions.base import PinDir, Undo
+    from bpfnet.functions.bridge import Bridge as BridgeFn
+    need_root()
+    fn = BridgeFn(PinDir(pin_root, "host"))
+    try:
+        with Undo() as undo:
+            obj = fn.open_object(undo)
+            fn.pin_programs(obj)
+            obj.close()
+        fn.map("br_cfg")[U32(0)] = abi.BrCfg(vxlan_ifindex=42, ageing_s=300,
+                                             group=ip_pack("239.1.1.1"))
+        fn.close_maps()
+        for m in ("br_local", "br_route_stats"):
+            os.unlink(os.path.join(fn.dir, m))
+        assert fn.is_loaded() and not fn.is_partial()
+        assert fn.local_macs() == []
+        assert "local_learn" not in fn.stats() and fn.stats()["rx"] == 0
+        assert set(fn.map_fill()) == set(fn.maps) - {"br_local", "br_route_stats"}
+        assert fn.option_values()["suppress"] == "on"
+        with Undo() as undo:
+            fn.open_object(undo).close()
+        assert fn.stats()["local_learn"] == 0 and os.path.exists(os.path.join(fn.dir, "br_local"))
+    finally:
+        fn.close()
