@@ -199,3 +199,20 @@ def test_vni_del_removes_route_entries(topo):
     sim.bpfnetctl("vni", "add", "10", "--bridge", "br10", netns_=h0)
     assert rows(sim, h0) == [] and rows(sim, h0, "neigh") == []
     assert local_macs(sim, h0) == []
+
+
+@pytest.fixture(scope="module")
+def topo6():
+    yield from built("trl6", lambda sim: ft.build(sim, 2, ipv6=True))
+
+
+def test_local_macs_list_ipv6_claims(topo6):
+    """ping6: t0's NS (source link-layer option) claims fd10::1 on h0, t1's
+    NA (target link-layer option) fd10::2 on h1."""
+    sim, (h0, h1), (t0, t1) = topo6["sim"], topo6["hosts"], topo6["tenants"]
+    assert sim.ping(t0, ft.tenant_ip6(1), count=1) == 1
+    assert local_macs(sim, h0) == [{"vni": 10, "mac": T0, "ips": [ft.tenant_ip6(0)]}]
+    assert local_macs(sim, h1) == [{"vni": 10, "mac": T1, "ips": [ft.tenant_ip6(1)]}]
+    assert sim.ping(t0, ft.tenant_ip(1), count=1) == 1  # and ARP adds the IPv4 address
+    assert local_macs(sim, h0) == [{"vni": 10, "mac": T0,
+                                    "ips": [ft.tenant_ip(0), ft.tenant_ip6(0)]}]
