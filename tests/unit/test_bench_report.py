@@ -131,11 +131,13 @@ def test_flood_tenants_and_files():
     assert d.host == "h2" and sorted(d.functions["bridge"].children) == [10, 20]
 
 
-def flood_case(label, flood, arp_flood, arp_reply, kinds, know, status="ok"):
+def flood_case(label, flood, arp_flood, arp_local, arp_reply, routes, kinds, know,
+               status="ok"):
     """A case's run: per-host per-minute figures as the bench stores them."""
     st = {"window_s": 60.0, "datagrams": 800, "answered": 790,
           "flood_per_min": s(*flood), "arp_flood_per_min": s(*arp_flood),
-          "arp_reply_per_min": s(*arp_reply), "tx_per_min": s(100)}
+          "arp_local_per_min": s(*arp_local), "arp_reply_per_min": s(*arp_reply),
+          "route_entries": s(*routes), "tx_per_min": s(100)}
     for k, v in kinds.items():
         st[f"{k}_per_min"] = s(*v)
     return {"status": status, "label": label, "steady": st, "loadavg": [3.25, 2.0, 1.0],
@@ -145,11 +147,12 @@ def flood_case(label, flood, arp_flood, arp_reply, kinds, know, status="ok"):
 
 def flood_data(features=None):
     zero = (0, 0)
-    learning = flood_case("learning only", (60, 40, 80), (58, 40, 76), (0, 0, 0),
+    learning = flood_case("learning only", (60, 40, 80), (58, 40, 76), (), (0, 0, 0), (0, 0),
                           {"arp": (58, 40, 76), "broadcast": zero, "multicast": zero,
                            "unknown_unicast": (2, 0, 4)},
                           [(9, 0.001, 0.004), (9, 0.002, 0.003)])
-    routes = flood_case("routes + suppression", (0, 1, 3), (0, 1, 3), (50, 60, 70),
+    routes = flood_case("routes + suppression", (0, 1, 3), (0, 1, 3), (0, 1, 2), (50, 60, 70),
+                        (38, 38),
                         {"arp": (0, 1, 3), "broadcast": zero, "multicast": zero,
                          "unknown_unicast": zero},
                         [(9, 0.001, 5.5), (9, 0.001, 4.5), (2, 0.001, None)])
@@ -163,10 +166,11 @@ def test_flood_markdown():
     from bpfnet.bench import floods
     lines = "\n".join(floods.markdown(flood_data())).splitlines()
     assert lines[0] == "## Floods in a cluster: learning against routes + suppression"
-    assert "| learning only | 60.0 (40.0–80.0) | 58.0 (40.0–76.0) | 0.0 (0.0–0.0) | " \
-           "790 / 800 | 3.2 |" in lines
-    assert "| routes + suppression | 1.0 (0.0–3.0) | 1.0 (0.0–3.0) | 60.0 (50.0–70.0) | " \
-           "790 / 800 | 3.2 |" in lines
+    # a counter this bridge lacks (arp_local: ARP for a tenant of the same host) is "-"
+    assert "| learning only | 60.0 (40.0–80.0) | 58.0 (40.0–76.0) | - | 0.0 (0.0–0.0) | " \
+           "0.0 (0.0–0.0) | 790 / 800 | 3.2 |" in lines
+    assert "| routes + suppression | 1.0 (0.0–3.0) | 1.0 (0.0–3.0) | 1.0 (0.0–2.0) | " \
+           "60.0 (50.0–70.0) | 38.0 (38.0–38.0) | 790 / 800 | 3.2 |" in lines
     assert "| learning only | 58.0 (40.0–76.0) | 0.0 (0.0–0.0) | 0.0 (0.0–0.0) | " \
            "2.0 (0.0–4.0) |" in lines
     # time to know: medians over the tenants every host knew; the others said as such
@@ -185,7 +189,7 @@ def test_flood_markdown_not_measured():
     assert floods.markdown(data)[2] == "Not measured: learning: agents not ready (timeout): ..."
     one = flood_data()
     one["cases"]["learning"] = [{"status": "agents not ready (timeout)"}]
-    assert "| learning only | agents not ready (timeout) |  |  |  |  |" in \
+    assert "| learning only | agents not ready (timeout) |  |  |  |  |  |  |" in \
         "\n".join(floods.markdown(one)).splitlines()
 
 

@@ -334,13 +334,27 @@ class FloodHosts(Hosts):
         return all(self.allowed(i) == want[i] for i in live)
 
     def counters(self, i: int) -> dict:
+        """Host i's bridge counters by name (br_stats, br_supp_stats, and
+        br_route_stats where the bridge has it)."""
         out = {}
-        for name, typ in (("br_stats", abi.BrStats), ("br_supp_stats", abi.BrSuppStats)):
+        maps = [("br_stats", abi.BrStats), ("br_supp_stats", abi.BrSuppStats)]
+        if hasattr(abi, "BrRouteStats") and os.path.exists(self.pin(i, "br_route_stats")):
+            maps.append(("br_route_stats", abi.BrRouteStats))
+        for name, typ in maps:
             m = PerCpuArray.pinned(self.pin(i, name), typ)
             try:
                 out.update(m.sum_fields(0))
             finally:
                 m.close()
+        return out
+
+    def fdb_kinds(self, i: int) -> dict:
+        """Host i's br_fdb entries: {"route": n, "other": n} (any age)."""
+        route = getattr(abi, "BR_FDB_F_ROUTE", 0)
+        out = {"route": 0, "other": 0}
+        for _, vb, _ in self.fdb_maps[i].dump_batches():
+            for v in abi.BR_FDB_VAL.iter_unpack(vb):
+                out["route" if v[2] & route else "other"] += 1
         return out
 
     def open_fdbs(self, live) -> None:
@@ -383,12 +397,14 @@ def steady(hosts: FloodHosts, tap: Tap, live, talk: Talk, window_s: float) -> di
     for i in live:
         k = kinds.get(underlay_ip(i), dict.fromkeys(KINDS, 0))
         rows[f"h{i}"] = {"flood": d[i]["flood"], "arp_flood": d[i].get("arp_flood", 0),
-                         "arp_reply": d[i].get("arp_reply", 0), "tx": d[i]["tx"],
-                         "kinds": k}
+                         "arp_local": d[i].get("arp_local"), "arp_reply": d[i].get("arp_reply", 0),
+                         "tx": d[i]["tx"], "kinds": k, "fdb": hosts.fdb_kinds(i)}
     out = {"window_s": t1 - t0, "hosts": rows,
-           "datagrams": talk.sent - s0, "answered": talk.answered - a0}
-    for key in ("flood", "arp_flood", "arp_reply", "tx"):
-        out[f"{key}_per_min"] = summary([r[key] * per_min for r in rows.values()])
+           "datagrams": talk.sent - s0, "answered": talk.answered - a0,
+           "route_entries": summary([r["fdb"]["route"] for r in rows.values()])}
+    for key in ("flood", "arp_flood", "arp_local", "arp_reply", "tx"):
+        out[f"{key}_per_min"] = summary([None if r[key] is None else r[key] * per_min
+                                         for r in rows.values()])
     for kind in KINDS:
         out[f"{kind}_per_min"] = summary([r["kinds"][kind] * per_min for r in rows.values()])
     return out
@@ -530,7 +546,7 @@ def _merge(runs: list[dict], key: str) -> dict:
     vals = []
     for r in runs:
         if r.get("status") == "ok":
-            vals += r["steady"][key]["values"]
+            vals += (r["steady"].get(key) or {}).get("values", [])
     return summary(vals)
 
 
@@ -561,14 +577,13 @@ def markdown(fl: dict) -> list[str]:
         ok = _ok(runs)
         label = CASES[c]["label"]
         if not ok:
-            rows.append([label, runs[0].get("status") if runs else "not run", "", "", "", ""])
+            rows.append([label, runs[0].get("status") if runs else "not run"] + [""] * 6)
             continue
         dg = sum(r["steady"]["datagrams"] for r in ok)
         an = sum(r["steady"]["answered"] for r in ok)
-        rows.append([label, fmt_summary(_merge(ok, "flood_per_min"), digits=1),
-                     fmt_summary(_merge(ok, "arp_flood_per_min"), digits=1),
-                     fmt_summary(_merge(ok, "arp_reply_per_min"), digits=1),
-                     f"{an:,} / {dg:,}", f"{ok[0]['loadavg'][0]:.1f}"])
+        rows.append([label] + [fmt_summary(_merge(ok, k), digits=1) for k in (
+            "flood_per_min", "arp_flood_per_min", "arp_local_per_min", "arp_reply_per_min",
+            "route_entries")] + [f"{an:,} / {dg:,}", f"{ok[0]['loadavg'][0]:.1f}"])
         krow = [label] + [fmt_summary(_merge(ok, f"{k}_per_min"), digits=1) for k in KINDS]
         krows.append(krow)
     out += [f"{fl['hosts']} hosts in namespaces, each with `bpfnetctl agent` (`[cluster]`, "
@@ -584,8 +599,9 @@ def markdown(fl: dict) -> list[str]:
                 "out of the hosts' files (the bridge's defaults ran), so the cases differ only "
                 "in what is built.", ""]
     out += [md_table(["case", "floods / host / min", "of them ARP requests",
-                      "ARP answered on the host / min", "datagrams answered / sent",
-                      "load avg"], rows), "",
+                      "of those, for a tenant of the same host", "ARP answered on the host / min",
+                      "route entries in br_fdb", "datagrams answered / sent", "load avg"],
+                     rows), "",
             "The same floods by kind, from the fabric (per host per minute):", "",
             md_table(["case", "ARP (broadcast)", "other broadcast", "multicast",
                       "unknown unicast"], krows), ""]
