@@ -225,6 +225,9 @@ def test_compacted_revision_full_relist(sim, etcd):
     assert ev["hosts"] == {"h0": record(0), "h2": record(2)}
     st = m0.state()["health"]
     assert st["relists"] == 2 and st["revision"] >= rev and st["connected"] is True
+    end = time.monotonic() + 5  # stderr has a reader thread of its own: it may lag stdout
+    while not any("compacted" in line for line in m0.stderr) and time.monotonic() < end:
+        time.sleep(0.1)
     assert any("compacted" in line for line in m0.stderr), m0.stderr[-5:]
 
 
