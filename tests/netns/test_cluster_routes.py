@@ -67,6 +67,19 @@ def test_members_publish_last_writer_wins_lease_takes_them(sim, etcd):
     code, out, _ = run_cli(sim, ns[2], "cluster", "show", "--json", "--etcd", etcd.url,
                            "--cluster", "test")
     assert {r["host"]: r["macs"] for r in json.loads(out)} == {"h0": 2, "h1": 1, "h2": 0}
+    assert [(r["mac"], r["host"]) for r in macs_json(sim, ns[2], etcd, "--host", "h1")] == [
+        (MAC_A, "h1")]
+    assert macs_json(sim, ns[2], etcd, "--vni", "20") == []
+    for argv, line in (
+            (["--vni", "0"], "bpfnetctl: error: argument --vni: invalid VNI '0': must be 1..16777215"),
+            (["--etcd", "https://10.99.0.250:2379"],
+             "bpfnetctl: error: cluster macs: etcd endpoint 'https://10.99.0.250:2379': "
+             "expected http://HOST:PORT")):
+        code, out, err = run_cli(sim, ns[2], "cluster", "macs", *argv)
+        assert (code, out, err.splitlines()) == (2, "", [line]), (argv, err)
+    code, out, err = run_cli(sim, ns[2], "cluster", "macs", "--etcd", "http://10.99.0.77:2379")
+    assert (code, out) == (1, "") and err.startswith(
+        "bpfnetctl: error: cluster macs: etcd unreachable (http://10.99.0.77:2379"), err
     # h0 dies: its lease runs out, its routes go with its record
     m0.kill()
     m2.wait(lambda v: routes(v) == {("h1", 10, MAC_A, ("192.168.0.1",))}, timeout=15,
