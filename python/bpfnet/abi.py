@@ -114,6 +114,10 @@ class BrNeighVal(ctypes.Structure):
                 ("replies", c_uint64), ("seen_ns", c_uint64)]
 
 
+BR_NEIGH_KEY = struct.Struct("=I4x16s")     # vni, ip
+BR_NEIGH_VAL = struct.Struct("=6sH8xQQ")    # mac, flags, (pad), replies, seen_ns
+
+
 class BrLocalKey(ctypes.Structure):
     _fields_ = [("vni", c_uint32), ("mac", Mac), ("pad", c_uint8 * 2)]
 
