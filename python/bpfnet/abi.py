@@ -126,6 +126,12 @@ class BrLocalVal(ctypes.Structure):
     _fields_ = [("seen_ns", c_uint64), ("first_ns", c_uint64)]
 
 
+class BrLocalLast(ctypes.Structure):
+    """struct br_local_last: bridge_egress's per-CPU memo of the last source
+    it looked up in br_local (not pinned)."""
+    _fields_ = [("key", BrLocalKey), ("stamp_ns", c_uint64)]
+
+
 BR_LOCAL_KEY = struct.Struct("=I6s2x")     # vni, mac
 BR_LOCAL_VAL = struct.Struct("=QQ")        # seen_ns, first_ns
 
@@ -187,6 +193,7 @@ MIRRORS = {
     "br_supp_stats": BrSuppStats,
     "br_local_key": BrLocalKey,
     "br_local_val": BrLocalVal,
+    "br_local_last": BrLocalLast,
     "br_route_stats": BrRouteStats,
     "__sk_buff": SkBuff,
 }
