@@ -98,6 +98,39 @@ def test_routes_published_again_after_etcd_lost_its_data(sim, etcd):
         (MAC_A, "h0", ["192.168.0.1"], True)]
 
 
+
+def test_cut_off_member_catches_up_on_routes_after_compaction(sim, etcd):
+    """h0 loses etcd (its lease outlives the cut); meanwhile h1 leaves (its
+    routes with it), h2 publishes, the history is compacted: back, h0 re-lists
+    and sees exactly h2's routes; its own are still there, under its lease."""
+    ns = [sim.host(f"h{i}", f"{vtep(i)}/24") for i in range(3)]
+    m0 = Member(sim, ns[0], "h0", etcd.url, vtep(0), bridge_vnis=(10,), mesh_vnis=(), ttl=30,
+                macs=[(10, MAC_A, [])])
+    m1 = Member(sim, ns[1], "h1", etcd.url, vtep(1), bridge_vnis=(10,), mesh_vnis=(),
+                macs=[(10, MAC_B, ["192.168.0.2"])])
+    m0.wait(lambda v: routes(v) == {("h0", 10, MAC_A, ()), ("h1", 10, MAC_B, ("192.168.0.2",))},
+            kind="macs")
+    with sim.ipr(ns[0]) as ipr:
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.link("set", index=eth0, state="down")
+        m0.wait(lambda h: h["connected"] is False, timeout=5, kind="health")
+        m1.stop()
+        m2 = Member(sim, ns[2], "h2", etcd.url, vtep(2), bridge_vnis=(10,), mesh_vnis=(),
+                    macs=[(10, MAC_B, ["192.168.0.2"])])
+        m2.wait(lambda v: ("h2", 10, MAC_B, ("192.168.0.2",)) in routes(v), kind="macs")
+        etcd.compact()
+        ipr.link("set", index=eth0, state="up")
+        ipr.route("add", dst="0.0.0.0/0", oif=eth0)
+    m0.wait(lambda v: routes(v) == {("h0", 10, MAC_A, ()), ("h2", 10, MAC_B, ("192.168.0.2",))},
+            timeout=15, kind="macs")
+    st = m0.state()["health"]
+    assert (st["relists"], st["macs"], st["published"], st["mac_puts"]) == (2, 2, 1, 1)
+    end = time.monotonic() + 5  # stderr has a reader thread of its own: it may lag stdout
+    while not any("compacted" in line for line in m0.stderr) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert any("compacted" in line for line in m0.stderr), m0.stderr[-5:]
+
+
 # --- agents ---------------------------------------------------------------------------
 
 TENANT_MAC = [f"02:00:00:0a:00:{i + 1:02x}" for i in range(3)]
