@@ -142,6 +142,14 @@ struct {
 	__uint(max_entries, 1);
 } br_supp_stats SEC(".maps");
 
+/* br_local_last: [0] -> per-CPU struct br_local_last (lib/fdb.h, local_learn). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct br_local_last);
+	__uint(max_entries, 1);
+} br_local_last SEC(".maps");
+
 /* br_route_stats: [0] -> per-CPU struct br_route_stats. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -325,7 +333,7 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(br_stats, drop_short);
 		return TC_ACT_SHOT;
 	}
-	if (!eth_is_multicast(eth->src) && local_learn(&br_local, pv->vni, eth->src))
+	if (!eth_is_multicast(eth->src) && local_learn(&br_local, &br_local_last, pv->vni, eth->src))
 		stats_inc(br_route_stats, local_learn);
 	if (neigh_learn(skb, &br_neigh, pv->vni, 1))
 		stats_inc(br_route_stats, local_neigh);

@@ -149,6 +149,14 @@ struct br_supp_stats {
 	__u64 neigh_learn;      /* bindings learned or changed from the tunnel */
 };
 
+/* br_local_last[0]: per-CPU, the last source bridge_egress looked up in
+ * br_local and when (coarse clock): the next frame from it within a second
+ * skips the lookup. Not pinned: the programs' scratch state. */
+struct br_local_last {
+	struct br_local_key key;
+	__u64 stamp_ns;
+};
+
 /* br_route_stats[0]: per-CPU counters of local learning and route entries
  * (a map of its own, as br_supp_stats). */
 struct br_route_stats {

@@ -114,19 +114,33 @@ static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
 /* The tenant MACs of this host, br_local (an LRU hash of br_local_key ->
  * br_local_val): records {@vni, @mac} as seen now, on a port's egress. A
  * known entry costs one lookup; its stamp is rewritten at most once a
- * second (coarse clock), as fdb_learn's. @mac: 6 readable bytes of a
+ * second (coarse clock), as fdb_learn's. @last (a one-entry per-CPU array
+ * of struct br_local_last) remembers the last source looked up: the same
+ * one again within a second costs no lookup, so a flow's frames read only
+ * per-CPU memory (br_local's stamp then lags at most two seconds; an entry
+ * deleted meanwhile comes back within one). @mac: 6 readable bytes of a
  * unicast source address. Returns 1 if the entry is new. */
-static __always_inline int local_learn(void *local, __u32 vni, const __u8 *mac)
+static __always_inline int local_learn(void *local, void *last, __u32 vni, const __u8 *mac)
 {
 	struct br_local_key key = {};
 	struct br_local_val *old, val = {};
+	struct br_local_last *l;
+	__u32 zero = 0;
 	__u64 now;
 
+	now = bpf_ktime_get_coarse_ns();
+	l = bpf_map_lookup_elem(last, &zero);
+	if (l && l->key.vni == vni && eth_equal(l->key.mac, mac) &&
+	    (__s64)(now - l->stamp_ns) < (__s64)NSEC_PER_SEC)
+		return 0;
 	key.vni = vni;
 	eth_copy(key.mac, mac);
+	if (l) {
+		l->key = key;
+		l->stamp_ns = now;
+	}
 	old = bpf_map_lookup_elem(local, &key);
 	if (old) {
-		now = bpf_ktime_get_coarse_ns();
 		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
 			old->seen_ns = now;
 		return 0;

@@ -114,12 +114,22 @@ class BrNeighVal(ctypes.Structure):
                 ("replies", c_uint64), ("seen_ns", c_uint64)]
 
 
+BR_NEIGH_KEY = struct.Struct("=I4x16s")     # vni, ip
+BR_NEIGH_VAL = struct.Struct("=6sH8xQQ")    # mac, flags, (pad), replies, seen_ns
+
+
 class BrLocalKey(ctypes.Structure):
     _fields_ = [("vni", c_uint32), ("mac", Mac), ("pad", c_uint8 * 2)]
 
 
 class BrLocalVal(ctypes.Structure):
     _fields_ = [("seen_ns", c_uint64), ("first_ns", c_uint64)]
+
+
+class BrLocalLast(ctypes.Structure):
+    """struct br_local_last: bridge_egress's per-CPU memo of the last source
+    it looked up in br_local (not pinned)."""
+    _fields_ = [("key", BrLocalKey), ("stamp_ns", c_uint64)]
 
 
 BR_LOCAL_KEY = struct.Struct("=I6s2x")     # vni, mac
@@ -183,6 +193,7 @@ MIRRORS = {
     "br_supp_stats": BrSuppStats,
     "br_local_key": BrLocalKey,
     "br_local_val": BrLocalVal,
+    "br_local_last": BrLocalLast,
     "br_route_stats": BrRouteStats,
     "__sk_buff": SkBuff,
 }

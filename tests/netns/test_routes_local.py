@@ -177,6 +177,19 @@ def test_routes_move_and_go(topo):
     assert [n for n in rows(sim, h0, "neigh") if n["route"]] == []
 
 
+def test_a_local_claim_wins_over_a_route_binding(topo):
+    """t0 (a tenant of h0) claims 192.168.0.1: a route that says another
+    MAC has it installs its FDB entry but not that binding."""
+    sim, h0 = topo["sim"], topo["hosts"][0]
+    other = {"mac": "02:00:00:0a:00:44", "remote": ft.underlay(1), "ips": [ft.tenant_ip(0)],
+             "host": "h1"}
+    assert routes_set(sim, h0, [other])["added"] == 1
+    [n] = [n for n in rows(sim, h0, "neigh") if n["ip"] == ft.tenant_ip(0)]
+    assert (n["mac"], n["local"], n["route"]) == (T0, True, False)
+    assert routes_set(sim, h0, []) == {"added": 0, "removed": 1, "moved": 0, "skipped": 0}
+    assert [n["local"] for n in rows(sim, h0, "neigh") if n["ip"] == ft.tenant_ip(0)] == [True]
+
+
 @pytest.mark.parametrize("bad,msg", [
     ({"mac": "02:zz", "remote": "10.99.0.2"}, "route "),
     ({"mac": T1, "remote": "fd00::2"}, "not of the underlay's address family"),

@@ -33,6 +33,8 @@ class Bridge(_Bridge):
         self.local = Map(obj.map_fd("br_local"), BrLocalKey, BrLocalVal, "br_local", owned=False)
         self.route_stats = PerCpuArray(obj.map_fd("br_route_stats"), abi.BrRouteStats,
                                        "br_route_stats", owned=False)
+        self.last = PerCpuArray(obj.map_fd("br_local_last"), abi.BrLocalLast, "br_local_last",
+                                owned=False)
 
     def counters(self):
         s = {**self.stats.sum_fields(), **self.supp.sum_fields(), **self.route_stats.sum_fields()}
@@ -83,10 +85,27 @@ def test_the_stamp_is_refreshed_after_a_second(br):
     e = br.local_entry(MAC_A)
     e.seen_ns -= 2 * 10**9
     br.local[BrLocalKey(vni=10, mac=mac_pack(MAC_A))] = e
+    br.last.zero(0)  # as a second later: the per-CPU memo no longer covers it
     br.egress(pkt_v4(src_mac=MAC_A))
     after = br.local_entry(MAC_A)
     assert after.seen_ns > e.seen_ns and after.first_ns == e.first_ns
     assert br.counters() == {"local_learn": 1, "flood": 2}
+
+
+def test_within_a_second_the_same_source_costs_no_lookup(br):
+    """The per-CPU memo (br_local_last) holds the last source looked up; a
+    br_local entry deleted under a flow comes back once the memo no longer
+    covers it (zeroed here: as a second later)."""
+    br.egress(pkt_v4(src_mac=MAC_A))
+    br.local.discard(BrLocalKey(vni=10, mac=mac_pack(MAC_A)))
+    memo = [m for m in br.last.per_cpu(0) if m.stamp_ns]
+    assert [(m.key.vni, bytes(m.key.mac).hex(":")) for m in memo] == [(10, MAC_A)]
+    br.egress(pkt_v4(src_mac=MAC_B))  # another source: looked up, learned
+    assert br.local_entry(MAC_B) is not None
+    br.last.zero(0)
+    br.egress(pkt_v4(src_mac=MAC_A))
+    assert br.local_entry(MAC_A) is not None
+    assert br.counters() == {"local_learn": 3, "flood": 3}
 
 
 def test_a_group_source_is_not_recorded(br):

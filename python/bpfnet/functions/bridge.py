@@ -544,14 +544,20 @@ class Bridge(Overlay):
                                                   abi.BR_LOCAL_VAL.iter_unpack(vb)):
                 if now - seen <= ageing_ns:
                     macs[(vni, mac)] = []
-        for k, v in self.map("br_neigh").items():
-            if v.flags & abi.BR_NEIGH_F_LOCAL and now - v.seen_ns <= ageing_ns:
-                ips = macs.get((k.vni, bytes(v.mac)))
+        for (vni, ip), (mac, flags, _, seen) in self._neigh_rows():
+            if flags & abi.BR_NEIGH_F_LOCAL and now - seen <= ageing_ns:
+                ips = macs.get((vni, mac))
                 if ips is not None:
-                    ips.append(ip_unpack(k.ip))
+                    ips.append(ip_unpack(abi.BpfnetIP.from_buffer_copy(ip)))
         return [{"vni": vni, "mac": mac.hex(":"),
                  "ips": [str(i) for i in sorted(ips, key=lambda i: (i.version, i))]}
                 for (vni, mac), ips in sorted(macs.items())]
+
+    def _neigh_rows(self):
+        """br_neigh as ((vni, packed ip), (mac, flags, replies, seen_ns)),
+        read in batches."""
+        for kb, vb, _ in self.map("br_neigh").dump_batches():
+            yield from zip(abi.BR_NEIGH_KEY.iter_unpack(kb), abi.BR_NEIGH_VAL.iter_unpack(vb))
 
     def _parse_routes(self, routes) -> dict[bytes, tuple]:
         """{packed mac: (packed remote, [packed ip, ...])}; the last of a MAC
@@ -623,19 +629,19 @@ class Bridge(Overlay):
                 out["removed"] += 1
         self._count_removed(learned_replaced)
         neigh = self.map("br_neigh")
-        olds = {bytes(k.ip): v for k, v in neigh.items() if k.vni == vni}
+        olds = {ip: v for (v_vni, ip), v in self._neigh_rows() if v_vni == vni}
         for ip, mac in bindings.items():
-            old = olds.get(ip)
-            if old is not None and (old.flags & abi.BR_NEIGH_F_STATIC or (
-                    old.flags & abi.BR_NEIGH_F_LOCAL and now - old.seen_ns <= ageing_ns)):
+            old_mac, flags, replies, seen = olds.get(ip, (None, 0, 0, 0))
+            if flags & abi.BR_NEIGH_F_STATIC or (
+                    flags & abi.BR_NEIGH_F_LOCAL and now - seen <= ageing_ns):
                 continue
-            if old is not None and old.flags & abi.BR_NEIGH_F_ROUTE and bytes(old.mac) == mac:
+            if flags & abi.BR_NEIGH_F_ROUTE and old_mac == mac:
                 continue
             neigh[BrNeighKey(vni=vni, ip=abi.BpfnetIP.from_buffer_copy(ip))] = BrNeighVal(
                 mac=abi.Mac.from_buffer_copy(mac), flags=abi.BR_NEIGH_F_ROUTE,
-                replies=old.replies if old is not None else 0, seen_ns=now)
-        for ip, old in olds.items():
-            if old.flags & abi.BR_NEIGH_F_ROUTE and ip not in bindings:
+                replies=replies, seen_ns=now)
+        for ip, (_, flags, _, _) in olds.items():
+            if flags & abi.BR_NEIGH_F_ROUTE and ip not in bindings:
                 neigh.discard(BrNeighKey(vni=vni, ip=abi.BpfnetIP.from_buffer_copy(ip)))
         return out
 
