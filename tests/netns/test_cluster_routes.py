@@ -365,6 +365,15 @@ def test_routes_false_publishes_nothing_and_metrics_say_so(sim, etcd):
     assert {r["host"]: r["macs"] for r in a.json(0, "cluster", "show", "--etcd", etcd.url,
                                                  "--cluster", "test")} == {"h0": 0, "h1": 0}
     assert a.routes(0) == a.routes(1) == set()
+    # config show -f: the file's [host] and [cluster] (routes = false) with what is loaded,
+    # and apply of that changes nothing
+    code, shown, err = run_cli(sim, a.hosts[0], "config", "show", "-f", a.file(0))
+    assert code == 0, err
+    assert '[cluster]\netcd = ["http://10.99.0.250:2379"]\nname = "test"\nttl = 3\nroutes = false\n' \
+        in shown, shown
+    r = subprocess.run([BPFNETCTL, "--pin-root", sim.pin_root, "--netns", a.hosts[0], "apply",
+                        "-f", "-"], input=shown, capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "apply: <stdin>: nothing to change\n", "")
     m = samples(f"http://127.0.0.1:{p}/metrics")
     assert (m["bpfnet_agent_routes_enabled"], m["bpfnet_agent_routes_published"],
             m['bpfnet_agent_route_writes_total{op="put"}'], m["bpfnet_agent_cluster_macs"]) == (
