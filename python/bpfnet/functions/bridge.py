@@ -17,7 +17,7 @@ import os
 import socket
 import time
 
-from netaddr import EUI, AddrFormatError, IPAddress
+from netaddr import EUI, AddrFormatError, IPAddress, mac_unix_expanded
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import abi
@@ -567,10 +567,10 @@ class Bridge(Overlay):
         out = {}
         for r in routes:
             try:
-                mac = EUI(r["mac"])
+                mac = EUI(r["mac"], dialect=mac_unix_expanded)
                 remote = IPAddress(r["remote"])
                 ips = [IPAddress(i) for i in r.get("ips") or ()]
-            except (KeyError, TypeError, ValueError, AddrFormatError) as e:
+            except (AttributeError, KeyError, TypeError, ValueError, AddrFormatError) as e:
                 raise ConfigError(f"route {r!r}: {e}") from None
             if remote.version != family:
                 raise ConfigError(f"route {mac}: remote {remote} is not of the underlay's "
