@@ -347,6 +347,16 @@ def test_agents_routes_install_move_death_and_ip_changing_mac(sim, etcd):
         {(mac2, vtep(2)), (new, vtep(2))}, {(ip2, new)}), a.log(0)
     assert f"agent: + route vni 10 {new} -> {vtep(2)} (h2) ip={ip2}" in a.lines[0], a.log(0)
 
+    # (e) h2's file turns routes off (SIGHUP): its keys leave etcd with its old lease (revoked)
+    # and h0 drops its routes
+    with open(a.file(2), "w") as f:
+        f.write(agent_file(2, etcd.url, routes=False))
+    a.procs[2].send_signal(signal.SIGHUP)
+    assert a.wait(a.etcd_macs, set()) == set(), a.log(2)
+    assert a.wait(lambda: a.routes(0), set()) == set(), a.log(0)
+    assert a.bindings(0) == set()
+    assert f"agent: - route vni 10 {new} -> {vtep(2)} (h2) ip={ip2}" in a.lines[0], a.log(0)
+
 
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as r:

@@ -102,8 +102,9 @@ def test_flood_classify():
     def flood(inner, odst="239.1.1.1", port=4789):
         return P.pkt_vxlan(osrc="10.99.0.3", odst=odst, vni=20, port=port, inner_frame=inner)
     arp = bytes(P.eth(P.BCAST, P.TMAC_A, type_=P.ETH_P_ARP) / (b"\0" * 28))
-    assert floods.classify(flood(arp)) == ("10.99.0.3", 20, "arp")
-    assert floods.classify(flood(P.pkt_v4(dst_mac=P.BCAST))) == ("10.99.0.3", 20, "broadcast")
+    assert floods.classify(flood(arp)) == ("10.99.0.3", 20, "arp", P.TMAC_A)
+    assert floods.classify(flood(P.pkt_v4(dst_mac=P.BCAST))) == \
+        ("10.99.0.3", 20, "broadcast", P.MAC_A)
     assert floods.classify(flood(P.pkt_v4(dst_mac="33:33:00:00:00:01")))[2] == "multicast"
     assert floods.classify(flood(P.pkt_v4(dst_mac="01:00:5e:00:00:fb")))[2] == "multicast"
     assert floods.classify(flood(P.pkt_v4()))[2] == "unknown_unicast"
@@ -142,7 +143,8 @@ def flood_case(label, flood, arp_flood, arp_local, arp_reply, routes, kinds, kno
         st[f"{k}_per_min"] = s(*v)
     return {"status": status, "label": label, "steady": st, "loadavg": [3.25, 2.0, 1.0],
             "new_tenants": [{"host": "h1", "vni": 10, "hosts": 9, "known_by": kb,
-                             "first_s": f, "all_s": a} for kb, f, a in know]}
+                             "first_s": f, "all_s": a, "floods": fl}
+                            for kb, f, a, fl in know]}
 
 
 def flood_data(features=None):
@@ -150,12 +152,12 @@ def flood_data(features=None):
     learning = flood_case("learning only", (60, 40, 80), (58, 40, 76), (), (0, 0, 0), (0, 0),
                           {"arp": (58, 40, 76), "broadcast": zero, "multicast": zero,
                            "unknown_unicast": (2, 0, 4)},
-                          [(9, 0.001, 0.004), (9, 0.002, 0.003)])
+                          [(9, 0.001, 0.004, {"arp": 1}), (9, 0.002, 0.003, {"arp": 1})])
     routes = flood_case("routes + suppression", (0, 1, 3), (0, 1, 3), (0, 1, 2), (50, 60, 70),
                         (38, 38),
                         {"arp": (0, 1, 3), "broadcast": zero, "multicast": zero,
                          "unknown_unicast": zero},
-                        [(9, 0.001, 5.5), (9, 0.001, 4.5), (2, 0.001, None)])
+                        [(9, 0.001, 5.5, {}), (9, 0.001, 4.5, {}), (2, 0.001, None, {})])
     return {"hosts": 10, "tenants_per_host": 4, "vnis": [10, 20], "warmup_s": 20.0,
             "window_s": 60.0, "period_s": 3.0, "peers": 3, "churn_s": 30.0,
             "features": features or {"routes": True, "suppress": True},
@@ -174,9 +176,10 @@ def test_flood_markdown():
     assert "| learning only | 58.0 (40.0–76.0) | 0.0 (0.0–0.0) | 0.0 (0.0–0.0) | " \
            "2.0 (0.0–4.0) |" in lines
     # time to know: medians over the tenants every host knew; the others said as such
-    assert "| learning only | 0.002 (0.001–0.002) | 0.004 (0.003–0.004) | 2 of 2 | - |" in lines
+    assert "| learning only | 0.002 (0.001–0.002) | 0.004 (0.003–0.004) | 2 of 2 | - | " \
+           "2 of 2 |" in lines
     assert "| routes + suppression | 0.001 (0.001–0.001) | 5.000 (4.500–5.500) | 2 of 3 | " \
-           "2/9 |" in lines
+           "2/9 | 0 of 3 |" in lines
     assert not any("left out" in ln for ln in lines)
     old = floods.markdown(flood_data({"routes": False, "suppress": False}))
     assert any(ln.startswith("This checkout has no routes and no suppress yet") for ln in old)
