@@ -333,7 +333,8 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(br_stats, drop_short);
 		return TC_ACT_SHOT;
 	}
-	if (!eth_is_multicast(eth->src) && local_learn(&br_local, &br_local_last, pv->vni, eth->src))
+	if (!eth_is_multicast(eth->src) &&
+	    local_learn(&br_local, &br_local_last, pv->vni, eth->src))
 		stats_inc(br_route_stats, local_learn);
 	if (neigh_learn(skb, &br_neigh, pv->vni, 1))
 		stats_inc(br_route_stats, local_neigh);

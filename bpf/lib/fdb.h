@@ -84,7 +84,8 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 
 /* Looks up {@mac, @port} in @fdb for a frame about to be sent to it and
  * counts it (tx_pkts). A learned entry older than @ageing_s seconds is
- * deleted and *@aged set; a static or route one never ages. @mac must point at 6 readable bytes of a unicast destination.
+ * deleted and *@aged set; a static or route one never ages. @mac must point
+ * at 6 readable bytes of a unicast destination.
  * Returns the entry (its remote is the VTEP to send to), or NULL: unknown or
  * aged, so the caller floods. */
 static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,

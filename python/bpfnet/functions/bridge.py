@@ -598,7 +598,8 @@ class Bridge(Overlay):
         fdb = self.map("br_fdb")
         have = {}
         for kb, vb, _ in fdb.dump_batches():
-            for (mac, p), val in zip(abi.BR_FDB_KEY.iter_unpack(kb), abi.BR_FDB_VAL.iter_unpack(vb)):
+            vals = abi.BR_FDB_VAL.iter_unpack(vb)
+            for (mac, p), val in zip(abi.BR_FDB_KEY.iter_unpack(kb), vals):
                 if p == port:
                     have[mac] = val  # remote, vni, flags, rx, tx, seen
         out = {"added": 0, "removed": 0, "moved": 0, "skipped": 0}
