@@ -78,8 +78,10 @@ demo: deps all
 	$(Q)for f in bridge mesh dhcp gateway monitor cluster; do \
 		./bpfnetctl demo $$f || exit $$?; done
 
+# BENCH_ARGS: e.g. "--only floods" or "--quick" (python -m bpfnet.bench --help)
+BENCH_ARGS ?=
 bench: deps all
-	$(Q)$(PY) -m bpfnet.bench --out $(OUTPUT)/bench
+	$(Q)$(PY) -m bpfnet.bench --out $(OUTPUT)/bench $(BENCH_ARGS)
 
 KERNEL ?=
 vmtest: deps all

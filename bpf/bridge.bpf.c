@@ -13,7 +13,9 @@
  *   tunnel key is set and the frame redirected to the VXLAN device's egress.
  *   A broadcast ARP request or a neighbour solicitation for a bound IP
  *   (br_neigh) is answered in place and sent back into the port instead
- *   (lib/neigh.h).
+ *   (lib/neigh.h), unless suppression is off (BR_CFG_F_NO_SUPPRESS). The
+ *   source MAC of every frame is recorded as a tenant of this host
+ *   (br_local), and the IPs it claims in ARP and ND as local bindings.
  * bridge_decap (tc ingress of the underlay, with native encapsulation):
  *   VXLAN for us that the program can take (not GSO, not a fragment, a
  *   known VNI, an allowed sender) is decapsulated and handled as
@@ -84,6 +86,16 @@ struct {
 	__uint(max_entries, BR_NEIGH_MAX);
 } br_neigh SEC(".maps");
 
+/* br_local: {vni, mac} -> last seen. Learned by bridge_egress: the tenant
+ * MACs of this host (Bridge.local_macs, published by the agent). LRU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct br_local_key);
+	__type(value, struct br_local_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, BR_LOCAL_MAX);
+} br_local SEC(".maps");
+
 /* br_allow: {vni, remote} -> 1. Provisioned by `vni add --allow`. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -130,6 +142,23 @@ struct {
 	__uint(max_entries, 1);
 } br_supp_stats SEC(".maps");
 
+/* br_local_last: [0] -> per-CPU struct br_local_last (lib/fdb.h, local_learn). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct br_local_last);
+	__uint(max_entries, 1);
+} br_local_last SEC(".maps");
+
+/* br_route_stats: [0] -> per-CPU struct br_route_stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct br_route_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+} br_route_stats SEC(".maps");
+
 static __always_inline struct br_cfg *br_cfg_get(void)
 {
 	__u32 zero = 0;
@@ -137,21 +166,29 @@ static __always_inline struct br_cfg *br_cfg_get(void)
 	return bpf_map_lookup_elem(&br_cfg, &zero);
 }
 
-/* Counts what fdb_learn did. */
+/* Counts what fdb_learn did. A MAC new or moved on the tunnel side is no
+ * tenant of this host any more (br_local forgets it). */
 static __always_inline void br_learn(const __u8 *mac, __u32 port,
 				     const struct bpfnet_ip *remote, __u32 vni)
 {
 	switch (fdb_learn(&br_fdb, mac, port, remote, vni)) {
+	case FDB_REFRESHED:
+		return;
 	case FDB_NEW:
 		stats_inc(br_stats, learn);
 		break;
+	case FDB_ROUTE_MOVED:
+		stats_inc(br_route_stats, route_move);
+		/* fall through */
 	case FDB_MOVED:
 		stats_inc(br_stats, move);
 		break;
 	case FDB_CONFLICT:
 		stats_inc(br_supp_stats, static_conflict);
-		break;
+		return;
 	}
+	if (local_forget(&br_local, vni, mac))
+		stats_inc(br_route_stats, local_moved);
 }
 
 /* The VNI's port for a frame from @remote (network order) on @vni (host
@@ -195,7 +232,7 @@ static __always_inline int br_deliver(struct __sk_buff *skb, __u32 port,
 	}
 	if (!eth_is_multicast(eth->src))
 		br_learn(eth->src, port, remote, vni);
-	if (neigh_learn(skb, &br_neigh, vni))
+	if (neigh_learn(skb, &br_neigh, vni, 0))
 		stats_inc(br_supp_stats, neigh_learn);
 	stats_inc(br_stats, rx);
 	return redirect_to(skb, port, BPF_F_INGRESS);
@@ -291,7 +328,18 @@ int bridge_egress(struct __sk_buff *skb)
 	vport = bpf_map_lookup_elem(&br_vni, &pv->vni);
 	if (!vport)
 		return TC_ACT_UNSPEC;
-	switch (neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s)) {
+	eth = eth_hdr_get(skb);
+	if (!eth) {
+		stats_inc(br_stats, drop_short);
+		return TC_ACT_SHOT;
+	}
+	if (!eth_is_multicast(eth->src) &&
+	    local_learn(&br_local, &br_local_last, pv->vni, eth->src))
+		stats_inc(br_route_stats, local_learn);
+	if (neigh_learn(skb, &br_neigh, pv->vni, 1))
+		stats_inc(br_route_stats, local_neigh);
+	switch (neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s,
+			     !(cfg->flags & BR_CFG_F_NO_SUPPRESS))) {
 	case NEIGH_ARP_REPLY:
 		stats_inc(br_supp_stats, arp_reply);
 		return redirect_to(skb, port, BPF_F_INGRESS);
@@ -303,6 +351,12 @@ int bridge_egress(struct __sk_buff *skb)
 		break;
 	case NEIGH_ND_UNKNOWN:
 		stats_inc(br_supp_stats, nd_flood);
+		break;
+	case NEIGH_ARP_LOCAL:
+		stats_inc(br_route_stats, arp_local);
+		break;
+	case NEIGH_ND_LOCAL:
+		stats_inc(br_route_stats, nd_local);
 		break;
 	}
 	eth = eth_hdr_get(skb); /* after neigh_answer: the frame may have changed */

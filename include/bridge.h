@@ -10,6 +10,7 @@
 #define BR_VNI_MAX   4096
 #define BR_ALLOW_MAX 16384
 #define BR_NEIGH_MAX 65536
+#define BR_LOCAL_MAX 65536
 
 /* br_cfg[0]: written by the control plane at load. */
 struct br_cfg {
@@ -25,6 +26,9 @@ struct br_cfg {
 };
 
 #define BR_CFG_F_VXLAN_CREATED (1U << 0) /* bpfnet created the VXLAN device */
+#define BR_CFG_F_NO_SUPPRESS   (1U << 1) /* `load bridge --suppress off`: ARP/ND
+					  * requests are never answered (zero,
+					  * as an older cfg has it: on) */
 
 /* br_vni: VNI (host order) -> tenant port; provisioned by `vni add`. */
 struct br_vni_val {
@@ -47,7 +51,9 @@ struct br_port_val {
 };
 
 /* br_fdb: {mac, port} -> {remote VTEP, vni}; learned by the data path, or
- * static (BR_FDB_F_STATIC, `fdb add`): never aged, never relearned. */
+ * static (BR_FDB_F_STATIC, `fdb add`): never aged, never relearned, or a
+ * route (BR_FDB_F_ROUTE, the agent's routes_set): never aged; learning moves
+ * it to the VTEP a frame from its MAC came through (the flag stays). */
 struct br_fdb_key {
 	__u8 mac[6];
 	__u8 pad[2];
@@ -65,6 +71,8 @@ struct br_fdb_val {
 };
 
 #define BR_FDB_F_STATIC (1U << 0) /* provisioned: not aged, not relearned */
+#define BR_FDB_F_ROUTE  (1U << 1) /* a MAC/IP route from the cluster: not aged,
+				   * relearned (moved) by the data path */
 
 /* br_neigh: {vni, tenant IP} -> MAC, for answering ARP requests and IPv6
  * neighbour solicitations on the port (suppression). Static entries come
@@ -85,6 +93,25 @@ struct br_neigh_val {
 };
 
 #define BR_NEIGH_F_STATIC (1U << 0) /* provisioned: not aged, not relearned */
+#define BR_NEIGH_F_ROUTE  (1U << 1) /* from a route (routes_set): not aged */
+#define BR_NEIGH_F_LOCAL  (1U << 2) /* claimed by a tenant of this host (seen on
+				     * a port's egress): never answered, ages */
+
+/* br_local: {vni, mac} -> last seen; the tenant MACs of this host: sources
+ * of frames from the tenant's bridge through the VNI's port toward the
+ * tunnel. LRU; refreshed at most once a second; forgotten when the MAC is
+ * learned from the tunnel (it moved away). */
+struct br_local_key {
+	__u32 vni;
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct br_local_val {
+	__u64 seen_ns;          /* CLOCK_MONOTONIC of the last frame from it */
+	__u64 first_ns;         /* when it was first seen (or seen again after
+				 * it was forgotten) */
+};
 
 /* br_allow: {vni, remote} present = that VTEP may send into the VNI. */
 struct br_allow_key {
@@ -120,6 +147,26 @@ struct br_supp_stats {
 	__u64 arp_flood;        /* ARP requests flooded: no binding */
 	__u64 nd_flood;         /* neighbour solicitations flooded: no binding */
 	__u64 neigh_learn;      /* bindings learned or changed from the tunnel */
+};
+
+/* br_local_last[0]: per-CPU, the last source bridge_egress looked up in
+ * br_local and when (coarse clock): the next frame from it within a second
+ * skips the lookup. Not pinned: the programs' scratch state. */
+struct br_local_last {
+	struct br_local_key key;
+	__u64 stamp_ns;
+};
+
+/* br_route_stats[0]: per-CPU counters of local learning and route entries
+ * (a map of its own, as br_supp_stats). */
+struct br_route_stats {
+	__u64 local_learn;      /* new br_local entries: a tenant MAC of this host */
+	__u64 local_neigh;      /* local bindings learned or changed on egress */
+	__u64 local_moved;      /* br_local entries forgotten: the MAC came
+				 * from the tunnel */
+	__u64 route_move;       /* route entries moved by learning (also in move) */
+	__u64 arp_local;        /* ARP requests for a local binding: not answered */
+	__u64 nd_local;         /* neighbour solicitations for a local binding */
 };
 
 #endif /* __BPFNET_BRIDGE_H */

@@ -56,7 +56,7 @@ class Member:
 
     def __init__(self, sim, ns: str | None, host: str, url: str, vtep: str, port: int = 4789,
                  bridge_vnis=(), mesh_vnis=(10,), ttl: int = 10, cluster: str = "test",
-                 netns: str | None = None, no_revoke: bool = False):
+                 netns: str | None = None, no_revoke: bool = False, macs=None):
         self.host = host
         self.record = {"vtep": vtep, "port": port, "bridge_vnis": list(bridge_vnis),
                        "mesh_vnis": list(mesh_vnis)}
@@ -66,6 +66,8 @@ class Member:
             argv += ["--netns", netns]
         if no_revoke:
             argv += ["--no-revoke"]
+        if macs is not None:  # [(vni, mac, [ip, ...]), ...]: publishes them, prints "macs" views
+            argv += ["--macs", json.dumps([list(m) for m in macs])]
         kw = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if ns is None:  # started where the test runs; --netns moves its thread
             self.proc = subprocess.Popen(argv, start_new_session=True, **kw)

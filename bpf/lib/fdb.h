@@ -23,14 +23,20 @@ enum fdb_learned {
 	FDB_MOVED,              /* the MAC moved to another VTEP or VNI */
 	FDB_CONFLICT,           /* a static entry's MAC from another VTEP or
 				 * VNI: the entry is kept, the frame passes */
+	FDB_ROUTE_MOVED,        /* a route entry's MAC from another VTEP or
+				 * VNI: moved as a learned one, still a route */
 };
+
+#define BR_FDB_F_NO_AGEING (BR_FDB_F_STATIC | BR_FDB_F_ROUTE)
 
 /* Learns {@mac, @port} -> {@remote, @vni} in @fdb (a BPF_MAP_TYPE_LRU_HASH
  * of br_fdb_key -> br_fdb_val). A MAC seen from a new VTEP (it moved) is
  * relearned at once; its counters carry over. A static entry
  * (BR_FDB_F_STATIC) is never relearned: a frame from its MAC through another
  * VTEP is a conflict, as the kernel bridge counts a move of a static entry
- * (the frame is still delivered). @mac must point at 6 readable
+ * (the frame is still delivered). A route entry (BR_FDB_F_ROUTE) moves as a
+ * learned one does and keeps its flag (the control plane's next routes_set
+ * settles it); its age counts from the routes_set or the move. @mac must point at 6 readable
  * bytes of a unicast source address (the caller skips group addresses with
  * eth_is_multicast); @remote is in network order. Returns an enum
  * fdb_learned. */
@@ -53,6 +59,8 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 	}
 	if (old && old->vni == vni && ip_equal(&old->remote, remote)) {
 		__sync_fetch_and_add(&old->rx_pkts, 1);
+		if (old->flags & BR_FDB_F_ROUTE)
+			return FDB_REFRESHED; /* not aged */
 		/* one write a second is enough for ageing */
 		now = bpf_ktime_get_coarse_ns();
 		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
@@ -66,14 +74,18 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 	if (old) {
 		val.rx_pkts += old->rx_pkts;
 		val.tx_pkts = old->tx_pkts;
+		val.flags = old->flags & BR_FDB_F_ROUTE;
 	}
 	bpf_map_update_elem(fdb, &key, &val, BPF_ANY);
-	return old ? FDB_MOVED : FDB_NEW;
+	if (!old)
+		return FDB_NEW;
+	return val.flags ? FDB_ROUTE_MOVED : FDB_MOVED;
 }
 
 /* Looks up {@mac, @port} in @fdb for a frame about to be sent to it and
  * counts it (tx_pkts). A learned entry older than @ageing_s seconds is
- * deleted and *@aged set; a static one never ages. @mac must point at 6 readable bytes of a unicast destination.
+ * deleted and *@aged set; a static or route one never ages. @mac must point
+ * at 6 readable bytes of a unicast destination.
  * Returns the entry (its remote is the VTEP to send to), or NULL: unknown or
  * aged, so the caller floods. */
 static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
@@ -90,7 +102,7 @@ static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
 	if (!fv)
 		return NULL;
 	now = bpf_ktime_get_coarse_ns();
-	if (!(fv->flags & BR_FDB_F_STATIC) &&
+	if (!(fv->flags & BR_FDB_F_NO_AGEING) &&
 	    (__s64)(now - fv->seen_ns) > (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
 		bpf_map_delete_elem(fdb, &key);
 		*aged = 1;
@@ -98,6 +110,56 @@ static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
 	}
 	__sync_fetch_and_add(&fv->tx_pkts, 1);
 	return fv;
+}
+
+/* The tenant MACs of this host, br_local (an LRU hash of br_local_key ->
+ * br_local_val): records {@vni, @mac} as seen now, on a port's egress. A
+ * known entry costs one lookup; its stamp is rewritten at most once a
+ * second (coarse clock), as fdb_learn's. @last (a one-entry per-CPU array
+ * of struct br_local_last) remembers the last source looked up: the same
+ * one again within a second costs no lookup, so a flow's frames read only
+ * per-CPU memory (br_local's stamp then lags at most two seconds; an entry
+ * deleted meanwhile comes back within one). @mac: 6 readable bytes of a
+ * unicast source address. Returns 1 if the entry is new. */
+static __always_inline int local_learn(void *local, void *last, __u32 vni, const __u8 *mac)
+{
+	struct br_local_key key = {};
+	struct br_local_val *old, val = {};
+	struct br_local_last *l;
+	__u32 zero = 0;
+	__u64 now;
+
+	now = bpf_ktime_get_coarse_ns();
+	l = bpf_map_lookup_elem(last, &zero);
+	if (l && l->key.vni == vni && eth_equal(l->key.mac, mac) &&
+	    (__s64)(now - l->stamp_ns) < (__s64)NSEC_PER_SEC)
+		return 0;
+	key.vni = vni;
+	eth_copy(key.mac, mac);
+	if (l) {
+		l->key = key;
+		l->stamp_ns = now;
+	}
+	old = bpf_map_lookup_elem(local, &key);
+	if (old) {
+		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
+			old->seen_ns = now;
+		return 0;
+	}
+	val.seen_ns = val.first_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(local, &key, &val, BPF_ANY);
+	return 1;
+}
+
+/* Forgets {@vni, @mac} in br_local (the MAC came from the tunnel: it is a
+ * remote tenant now). Returns 1 if it was there. */
+static __always_inline int local_forget(void *local, __u32 vni, const __u8 *mac)
+{
+	struct br_local_key key = {};
+
+	key.vni = vni;
+	eth_copy(key.mac, mac);
+	return bpf_map_delete_elem(local, &key) == 0;
 }
 
 #endif /* __BPFNET_LIB_FDB_H */

@@ -6,8 +6,16 @@
  * multicast neighbour solicitation, for a bound IP into the reply in place
  * (ARP reply; neighbour advertisement with the solicited and override flags
  * and the target link-layer option, checksum recomputed); the caller sends
- * it back into the port. neigh_learn (on the tunnel's ingress) learns
- * bindings from ARP and ND that come from remote tenants.
+ * it back into the port. neigh_learn learns bindings from ARP and ND: on
+ * the tunnel's ingress those of remote tenants, on a port's egress those of
+ * this host's tenants (BR_NEIGH_F_LOCAL: never answered, their owner answers
+ * itself on the tenant's bridge).
+ *
+ * Flags: a static binding is never aged nor overwritten; a route binding
+ * (BR_NEIGH_F_ROUTE, routes_set) is never aged, and learning that the IP
+ * moved to another MAC changes the MAC and keeps the flag (the next
+ * routes_set settles it); a local claim replaces any binding but a static
+ * one, and the tunnel's next claim for it makes it remote again.
  *
  * Never answered: gratuitous ARP (spa == tpa), ARP probes (spa 0.0.0.0),
  * duplicate address detection (NS from ::), unicast requests (a host
@@ -28,7 +36,11 @@ enum neigh_answered {
 	NEIGH_ND_UNKNOWN,       /* NS, no binding: forward (flood) */
 	NEIGH_ARP_REPLY,        /* rewritten into the ARP reply */
 	NEIGH_ND_REPLY,         /* rewritten into the neighbour advertisement */
+	NEIGH_ARP_LOCAL,        /* ARP request for a local binding: forward */
+	NEIGH_ND_LOCAL,         /* NS for a local binding: forward */
 };
+
+#define BR_NEIGH_F_NO_AGEING (BR_NEIGH_F_STATIC | BR_NEIGH_F_ROUTE)
 
 /* The frame sizes a reply has: Ethernet + IPv6 + NA + target LL option. */
 #define NEIGH_NA_LEN (ETH_HLEN + sizeof(struct wire_ip6) + sizeof(struct wire_nd) + \
@@ -40,8 +52,8 @@ static __always_inline int arp_is_eth_ip4(const struct wire_arp *arp)
 	       arp->hlen == ETH_ALEN && arp->plen == 4;
 }
 
-/* The binding of {@vni, @ip}, or NULL if none or a learned one older than
- * @ageing_s seconds (then deleted). */
+/* The binding of {@vni, @ip}, or NULL if none or a learned (or local) one
+ * older than @ageing_s seconds (then deleted). */
 static __always_inline struct br_neigh_val *neigh_get(void *neigh, __u32 vni,
 						      const struct bpfnet_ip *ip,
 						      __u32 ageing_s)
@@ -52,7 +64,7 @@ static __always_inline struct br_neigh_val *neigh_get(void *neigh, __u32 vni,
 	key.vni = vni;
 	key.ip = *ip;
 	nv = bpf_map_lookup_elem(neigh, &key);
-	if (!nv || (nv->flags & BR_NEIGH_F_STATIC))
+	if (!nv || (nv->flags & BR_NEIGH_F_NO_AGEING))
 		return nv;
 	if ((__s64)(bpf_ktime_get_coarse_ns() - nv->seen_ns) >
 	    (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
@@ -62,10 +74,13 @@ static __always_inline struct br_neigh_val *neigh_get(void *neigh, __u32 vni,
 	return nv;
 }
 
-/* Learns {@vni, @ip} -> @mac unless a static binding holds it. Returns 1 if
- * the binding is new or changed. */
+/* Learns {@vni, @ip} -> @mac unless a static binding holds it: a claim of
+ * this host's tenant if @local (BR_NEIGH_F_LOCAL), else of a remote one (a
+ * route binding's flag stays). Returns 1 if the binding is new or changed
+ * (its MAC, or local to remote and back). */
 static __always_inline int neigh_set(void *neigh, __u32 vni,
-				     const struct bpfnet_ip *ip, const __u8 *mac)
+				     const struct bpfnet_ip *ip, const __u8 *mac,
+				     int local)
 {
 	struct br_neigh_key key = {};
 	struct br_neigh_val *old, val = {};
@@ -78,7 +93,9 @@ static __always_inline int neigh_set(void *neigh, __u32 vni,
 	old = bpf_map_lookup_elem(neigh, &key);
 	if (old && (old->flags & BR_NEIGH_F_STATIC))
 		return 0;
-	if (old && eth_equal(old->mac, mac)) {
+	if (old && eth_equal(old->mac, mac) && !(old->flags & BR_NEIGH_F_LOCAL) == !local) {
+		if (old->flags & BR_NEIGH_F_ROUTE)
+			return 0; /* not aged */
 		now = bpf_ktime_get_coarse_ns();
 		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
 			old->seen_ns = now;
@@ -86,6 +103,10 @@ static __always_inline int neigh_set(void *neigh, __u32 vni,
 	}
 	eth_copy(val.mac, mac);
 	val.seen_ns = bpf_ktime_get_ns();
+	if (local)
+		val.flags = BR_NEIGH_F_LOCAL;
+	else if (old)
+		val.flags = old->flags & BR_NEIGH_F_ROUTE;
 	if (old)
 		val.replies = old->replies;
 	bpf_map_update_elem(neigh, &key, &val, BPF_ANY);
@@ -119,7 +140,7 @@ static __always_inline void arp_reply_build(struct wire_eth *eth, struct wire_ar
 }
 
 static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
-					    __u32 vni, __u32 ageing_s)
+					    __u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -137,10 +158,14 @@ static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
 	__builtin_memcpy(&tpa, arp->tpa, 4);
 	if (spa == 0 || spa == tpa)
 		return NEIGH_PASS; /* probe or gratuitous */
+	if (!answer)
+		return NEIGH_ARP_UNKNOWN;
 	ip_set_v4(&tip, tpa);
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ARP_UNKNOWN;
+	if (nv->flags & BR_NEIGH_F_LOCAL)
+		return NEIGH_ARP_LOCAL;
 	__sync_fetch_and_add(&nv->replies, 1);
 	arp_reply_build(eth, arp, nv->mac);
 	return NEIGH_ARP_REPLY;
@@ -200,7 +225,7 @@ static __always_inline int nd_na_build(struct __sk_buff *skb, const __u8 *mac)
 }
 
 static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
-					   __u32 vni, __u32 ageing_s)
+					   __u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -221,10 +246,14 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 		return NEIGH_PASS; /* duplicate address detection */
 	if ((bpf_ntohl(nd->target[0]) >> 24) == 0xff)
 		return NEIGH_PASS; /* a multicast target is invalid */
+	if (!answer)
+		return NEIGH_ND_UNKNOWN;
 	__builtin_memcpy(tip.addr, nd->target, 16);
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ND_UNKNOWN;
+	if (nv->flags & BR_NEIGH_F_LOCAL)
+		return NEIGH_ND_LOCAL;
 	eth_copy(mac, nv->mac);
 	if (nd_na_build(skb, mac))
 		return NEIGH_PASS; /* could not resize: let the request go */
@@ -234,9 +263,10 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 
 /* On a port's egress: answers a broadcast ARP request or a multicast NS for
  * a bound IP of @vni in place (the caller redirects the frame back into the
- * port). Packet pointers die here. Returns an enum neigh_answered. */
+ * port); with @answer zero (suppression off) only classifies it (unknown).
+ * Packet pointers die here. Returns an enum neigh_answered. */
 static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
-					__u32 vni, __u32 ageing_s)
+					__u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -245,17 +275,20 @@ static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
 	if ((void *)(eth + 1) > data_end || !eth_is_multicast(eth->dst))
 		return NEIGH_PASS;
 	if (eth->proto == bpf_htons(ETH_P_ARP))
-		return neigh_answer_arp(skb, neigh, vni, ageing_s);
+		return neigh_answer_arp(skb, neigh, vni, ageing_s, answer);
 	if (eth->proto == bpf_htons(ETH_P_IPV6))
-		return neigh_answer_nd(skb, neigh, vni, ageing_s);
+		return neigh_answer_nd(skb, neigh, vni, ageing_s, answer);
 	return NEIGH_PASS;
 }
 
-/* On the tunnel's ingress: learns the sender's binding from an ARP request
- * or reply, the target's from an NA with the target link-layer option, and
- * the sender's from an NS with the source link-layer option. Reads only the
- * linear data. Returns 1 if a binding was learned or changed. */
-static __always_inline int neigh_learn(struct __sk_buff *skb, void *neigh, __u32 vni)
+/* Learns the sender's binding from an ARP request or reply (announcements
+ * too; never from 0.0.0.0), the target's from an NA with the target
+ * link-layer option, and the sender's from an NS with the source link-layer
+ * option: on the tunnel's ingress (@local zero) or, as this host's
+ * tenants' claims, on a port's egress (@local 1). Reads only the linear
+ * data. Returns 1 if a binding was learned or changed. */
+static __always_inline int neigh_learn(struct __sk_buff *skb, void *neigh, __u32 vni,
+				       int local)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -280,7 +313,7 @@ static __always_inline int neigh_learn(struct __sk_buff *skb, void *neigh, __u32
 		ip_set_v4(&ip, spa);
 		if (!spa)
 			return 0;
-		return neigh_set(neigh, vni, &ip, arp->sha);
+		return neigh_set(neigh, vni, &ip, arp->sha, local);
 	}
 	if (eth->proto != bpf_htons(ETH_P_IPV6))
 		return 0;
@@ -300,7 +333,7 @@ static __always_inline int neigh_learn(struct __sk_buff *skb, void *neigh, __u32
 		return 0;
 	if ((bpf_ntohl(ip.addr[0]) >> 24) == 0xff)
 		return 0;
-	return neigh_set(neigh, vni, &ip, opt->mac);
+	return neigh_set(neigh, vni, &ip, opt->mac, local);
 }
 
 #endif /* __BPFNET_LIB_NEIGH_H */

@@ -59,12 +59,17 @@ BR_FDB_MAX = 65536
 BR_VNI_MAX = 4096
 BR_ALLOW_MAX = 16384
 BR_NEIGH_MAX = 65536
+BR_LOCAL_MAX = 65536
 BR_CFG_F_VXLAN_CREATED = 1 << 0
+BR_CFG_F_NO_SUPPRESS = 1 << 1
 BR_VNI_F_ALLOW_LIST = 1 << 0
 BR_VNI_F_BRIDGE_CREATED = 1 << 1
 BR_VNI_F_FILTER_ADDED = 1 << 2
 BR_FDB_F_STATIC = 1 << 0
+BR_FDB_F_ROUTE = 1 << 1
 BR_NEIGH_F_STATIC = 1 << 0
+BR_NEIGH_F_ROUTE = 1 << 1
+BR_NEIGH_F_LOCAL = 1 << 2
 
 
 class BrCfg(ctypes.Structure):
@@ -109,6 +114,28 @@ class BrNeighVal(ctypes.Structure):
                 ("replies", c_uint64), ("seen_ns", c_uint64)]
 
 
+BR_NEIGH_KEY = struct.Struct("=I4x16s")     # vni, ip
+BR_NEIGH_VAL = struct.Struct("=6sH8xQQ")    # mac, flags, (pad), replies, seen_ns
+
+
+class BrLocalKey(ctypes.Structure):
+    _fields_ = [("vni", c_uint32), ("mac", Mac), ("pad", c_uint8 * 2)]
+
+
+class BrLocalVal(ctypes.Structure):
+    _fields_ = [("seen_ns", c_uint64), ("first_ns", c_uint64)]
+
+
+class BrLocalLast(ctypes.Structure):
+    """struct br_local_last: bridge_egress's per-CPU memo of the last source
+    it looked up in br_local (not pinned)."""
+    _fields_ = [("key", BrLocalKey), ("stamp_ns", c_uint64)]
+
+
+BR_LOCAL_KEY = struct.Struct("=I6s2x")     # vni, mac
+BR_LOCAL_VAL = struct.Struct("=QQ")        # seen_ns, first_ns
+
+
 class BrStats(ctypes.Structure):
     """struct br_stats: per-CPU counters; drop_* fields are drop reasons."""
     _fields_ = [(n, c_uint64) for n in (
@@ -122,6 +149,13 @@ class BrSuppStats(ctypes.Structure):
     suppression (a map of their own: br_stats keeps its layout)."""
     _fields_ = [(n, c_uint64) for n in (
         "static_conflict", "arp_reply", "nd_reply", "arp_flood", "nd_flood", "neigh_learn")]
+
+
+class BrRouteStats(ctypes.Structure):
+    """struct br_route_stats: per-CPU counters of local learning and route
+    entries (a map of their own, as br_supp_stats)."""
+    _fields_ = [(n, c_uint64) for n in (
+        "local_learn", "local_neigh", "local_moved", "route_move", "arp_local", "nd_local")]
 
 
 # struct __sk_buff (UAPI), as BPF_PROG_TEST_RUN takes it for tc programs
@@ -157,6 +191,10 @@ MIRRORS = {
     "br_neigh_val": BrNeighVal,
     "br_stats": BrStats,
     "br_supp_stats": BrSuppStats,
+    "br_local_key": BrLocalKey,
+    "br_local_val": BrLocalVal,
+    "br_local_last": BrLocalLast,
+    "br_route_stats": BrRouteStats,
     "__sk_buff": SkBuff,
 }
 

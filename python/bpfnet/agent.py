@@ -16,6 +16,15 @@
   and only hands the hosts to the main loop through a queue; only the main
   thread changes bpfnet state. ``peers = "cluster"`` and ``allow =
   "cluster"`` follow the live hosts that carry the VNI.
+- MAC/IP routes (``[cluster] routes = true``, the default, and a bridge):
+  every ``PUBLISH_EVERY`` seconds the main loop reads the bridge's
+  ``local_macs()`` and hands them to the Membership (``set_macs``: it
+  publishes the difference under the lease); on every change of the
+  published MACs or of the hosts, and at each reconcile, each bridge VNI of
+  the file gets ``routes_set(vni, ...)`` with the winning entries
+  (cluster.winners) of the other live hosts carrying it, remote = their
+  vtep. One line per route change (``+``/``~``/``-``), at most
+  ``ROUTE_LINES`` a pass and a summary beyond.
 - Logs one line per change on stderr, ``agent: + mesh peer 10.0.0.2 vni 40
   bridge=br40``, without timestamps (the journal adds them).
 
@@ -43,6 +52,8 @@ from .errors import ConfigError
 UNIT = "bpfnet-agent.service"
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 TICK = 0.2  # seconds: how often the main loop looks at its queue
+PUBLISH_EVERY = 1.0  # seconds: local MACs read and published this often
+ROUTE_LINES = 20     # route lines logged per pass; the rest as one summary
 
 
 def say(line: str) -> None:
@@ -76,33 +87,50 @@ class Agent:
         self.membership = None
         self.events: queue.Queue = queue.Queue()
         self.failing: dict[str, str] = {}       # action or function -> message logged
+        self.macs: dict | None = None           # every host's published MACs, from the queue
+        self.installed: dict[int, dict] = {}    # vni -> {mac: (remote, ips, host)} set here
+        self.routes_failing: dict[int, str] = {}
         self.counts = {"reconciles": 0, "reconcile_errors": 0, "changes": 0, "failing": 0,
                        "last_reconcile": 0.0, "reloads": 0, "reload_errors": 0,
-                       "started": time.time()}
+                       "started": time.time(), "routes": False, "routes_installed": 0,
+                       "route_added": 0, "route_removed": 0, "route_moved": 0,
+                       "route_skipped": 0, "route_errors": 0}
 
     # --- the file -----------------------------------------------------------------
     def read(self) -> Desired:
         return config.load(self.path)
 
+    @staticmethod
+    def routes_on(d: Desired | None) -> bool:
+        return d is not None and d.cluster is not None and d.cluster.routes \
+            and "bridge" in d.functions
+
     def set_desired(self, d: Desired) -> None:
         old = self.desired
         self.desired = d
+        self.counts["routes"] = self.routes_on(d)
+        if not self.routes_on(d):
+            self.macs = None
+            self.clear_routes()
         if d.cluster is None:
             self._stop_membership()
             self.hosts = None
             return
         record = config.record_of(d)
-        same = old is not None and old.cluster == d.cluster and old.host == d.host
+        same = old is not None and old.cluster == d.cluster and old.host == d.host \
+            and self.routes_on(old) == self.routes_on(d)
         if self.membership is not None and same:
             self.membership.update(record)
             return
         self._stop_membership()
         self.hosts = None
+        self.macs = None
         from .cluster import Membership
         c = d.cluster
         self.membership = Membership(c.etcd, c.name, d.host, c.ttl, record,
                                      on_change=self._on_change, netns=self.netns,
-                                     on_health=self._on_health)
+                                     on_health=self._on_health,
+                                     on_macs=self._on_macs if self.routes_on(d) else None)
         self.log(f"cluster {c.name}: host {d.host} vtep {record['vtep']} via {', '.join(c.etcd)}")
         self.membership.start(wait=0)
 
@@ -113,6 +141,9 @@ class Agent:
     def _on_change(self, hosts: dict) -> None:
         # the membership's thread: hand over, touch nothing
         self.events.put(("hosts", hosts))
+
+    def _on_macs(self, macs: dict) -> None:
+        self.events.put(("macs", macs))
 
     def _stop_membership(self, revoke: bool = True) -> None:
         if self.membership is not None:
@@ -171,6 +202,101 @@ class Agent:
         self.counts["last_reconcile"] = time.time()
         return len(failing)
 
+    # --- MAC/IP routes ----------------------------------------------------------------
+    def _bridge(self):
+        from .functions import get
+        return get("bridge")(self.pins)
+
+    def publish_macs(self) -> None:
+        """This host's tenant MACs (the bridge's ``local_macs()``, VNIs of
+        the file) to the membership, which publishes what changed."""
+        m, d = self.membership, self.desired
+        if m is None or not self.routes_on(d):
+            return
+        br = self._bridge()
+        try:
+            if not br.is_loaded():
+                m.set_macs({})
+                return
+            vnis = d.functions["bridge"].children
+            m.set_macs({(e["vni"], e["mac"]): tuple(e["ips"]) for e in br.local_macs()
+                        if e["vni"] in vnis})
+        except Exception as e:  # noqa: BLE001 -- a bridge being reloaded: next time
+            self._route_error(0, f"local MACs: {_msg(e)}")
+        finally:
+            br.close()
+
+    def wanted_routes(self) -> dict:
+        """{vni: {mac: (remote, ips, host)}} for each bridge VNI of the file:
+        the winning entries of the other live hosts that carry it."""
+        from .cluster import winners
+        d = self.desired
+        want: dict[int, dict] = {vni: {} for vni in d.functions["bridge"].children}
+        hosts = self.hosts or {}
+        for (vni, mac), (host, e) in winners(self.macs or {}, hosts).items():
+            if host != d.host and vni in want:
+                want[vni][mac] = (str(hosts[host]["vtep"]), e.ips, host)
+        return want
+
+    def install_routes(self, force: bool = False) -> None:
+        """routes_set for each bridge VNI whose routes changed (``force``:
+        every VNI, as a reconcile does: it repairs what was lost)."""
+        if not self.routes_on(self.desired) or self.macs is None or self.hosts is None:
+            return
+        want = self.wanted_routes()
+        for vni in set(self.installed) - set(want):
+            del self.installed[vni]  # the VNI left the file: its entries went with it
+        todo = {vni: r for vni, r in want.items() if force or self.installed.get(vni) != r}
+        if todo:
+            self._routes_set(todo)
+
+    def clear_routes(self) -> None:
+        """Routes off (or the cluster gone): the entries set here are removed."""
+        if self.installed:
+            self._routes_set({vni: {} for vni in self.installed})
+        self.installed = {}
+        self.counts["routes_installed"] = 0
+
+    def _routes_set(self, todo: dict) -> None:
+        lines: list[str] = []
+        br = self._bridge()
+        try:
+            with self.pins.locked(create=True):
+                loaded = br.is_loaded()
+                for vni, routes in sorted(todo.items()):
+                    if not loaded:
+                        self._route_error(vni, "bridge is not loaded")
+                        continue
+                    try:
+                        res = br.routes_set(vni, [
+                            {"mac": mac, "remote": remote, "ips": list(ips), "host": host}
+                            for mac, (remote, ips, host) in sorted(routes.items())])
+                    except Exception as e:  # noqa: BLE001 -- the VNI not made yet: next pass
+                        self._route_error(vni, _msg(e))
+                        continue
+                    for k, name in _COUNT.items():
+                        self.counts[name] += res.get(k, 0)
+                    lines += _route_lines(vni, self.installed.get(vni, {}), routes)
+                    self.installed[vni] = routes
+                    if self.routes_failing.pop(vni, None) is not None:
+                        self.log(f"ok: routes vni {vni}")
+        finally:
+            br.close()
+        self.counts["routes_installed"] = sum(len(r) for r in self.installed.values())
+        for line in lines[:ROUTE_LINES]:
+            self.log(line)
+        if len(lines) > ROUTE_LINES:
+            rest = lines[ROUTE_LINES:]
+            ops = {op: sum(1 for x in rest if x[0] == op) for op in "+~-"}
+            self.log(f"... {len(rest)} more route changes not shown "
+                     f"(+{ops['+']} ~{ops['~']} -{ops['-']})")
+
+    def _route_error(self, vni: int, msg: str) -> None:
+        self.counts["route_errors"] += 1
+        if self.routes_failing.get(vni) != msg:
+            self.routes_failing[vni] = msg
+            self.log(f"error: routes{f' vni {vni}' if vni else ''}: {msg}")
+
     def health(self) -> dict:
         h = dict(self.counts)
         m = self.membership
@@ -190,15 +316,20 @@ class Agent:
         return stop.signum
 
     def _loop(self, stop, interval: float) -> None:
-        next_pass = 0.0
+        next_pass = next_publish = 0.0
         while True:
             due = time.monotonic() >= next_pass
+            routes_due = False
             try:
                 while True:
                     kind, val = self.events.get_nowait()
                     if kind == "hosts":
                         self.hosts = val
                         due = True
+                        routes_due = True
+                    elif kind == "macs":
+                        self.macs = val
+                        routes_due = True
                     elif kind == "health":
                         self.log("etcd connected" if val.get("connected") else
                                  f"etcd disconnected: {val.get('last_error') or 'no answer'}")
@@ -207,7 +338,14 @@ class Agent:
             if due:
                 with stop.deferred():
                     self.reconcile()
+                    self.install_routes(force=True)
                 next_pass = time.monotonic() + interval
+            elif routes_due:
+                with stop.deferred():
+                    self.install_routes()
+            if time.monotonic() >= next_publish:
+                self.publish_macs()
+                next_publish = time.monotonic() + PUBLISH_EVERY
             sig = stop.wait(TICK)
             if stop.stopped:
                 return
@@ -218,6 +356,33 @@ class Agent:
 
     def close(self, revoke: bool = True) -> None:
         self._stop_membership(revoke)
+
+
+_COUNT = {"added": "route_added", "removed": "route_removed", "moved": "route_moved",
+          "skipped": "route_skipped"}
+
+
+def _route_text(vni: int, mac: str, r: tuple) -> str:
+    remote, ips, host = r
+    return f"vni {vni} {mac} -> {remote} ({host})" + (f" ip={','.join(ips)}" if ips else "")
+
+
+def _route_lines(vni: int, old: dict, new: dict) -> list[str]:
+    """``+ route ...`` (new), ``~ route ... (was ...)`` (moved or new IPs),
+    ``- route ...`` (gone), in MAC order."""
+    out = []
+    for mac in sorted(set(old) | set(new)):
+        a, b = old.get(mac), new.get(mac)
+        if a == b:
+            continue
+        if a is None:
+            out.append(f"+ route {_route_text(vni, mac, b)}")
+        elif b is None:
+            out.append(f"- route {_route_text(vni, mac, a)}")
+        else:
+            was = _route_text(vni, mac, a).split(" -> ", 1)[1]
+            out.append(f"~ route {_route_text(vni, mac, b)} (was {was})")
+    return out
 
 
 def _msg(exc) -> str:

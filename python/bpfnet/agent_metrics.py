@@ -22,7 +22,12 @@ never a change. Series:
   ``bpfnet_agent_last_reconcile_timestamp_seconds``, ``bpfnet_agent_config_reloads_total{result}``,
   and with a [cluster]: ``bpfnet_agent_etcd_connected``,
   ``bpfnet_agent_etcd_last_sync_timestamp_seconds``, ``bpfnet_agent_cluster_hosts``,
-  ``bpfnet_agent_etcd_errors_total``, ``bpfnet_agent_etcd_revision``
+  ``bpfnet_agent_etcd_errors_total``, ``bpfnet_agent_etcd_revision``; MAC/IP routes:
+  ``bpfnet_agent_routes_enabled``, ``bpfnet_agent_routes_published`` (this host's keys),
+  ``bpfnet_agent_route_writes_total{op}`` (put, delete), ``bpfnet_agent_cluster_macs``
+  (entries of every host seen), ``bpfnet_agent_routes_installed``,
+  ``bpfnet_agent_route_changes_total{change}`` (added, removed, moved, skipped: what
+  routes_set did) and ``bpfnet_agent_route_errors_total``
 - ``bpfnet_scrape_errors_total{function}``: reads that failed (a function unloaded mid-scrape)
 """
 from __future__ import annotations
@@ -176,6 +181,33 @@ class HealthCollector:
                                       value=c["errors"])
             yield GaugeMetricFamily("bpfnet_agent_etcd_revision", "last etcd revision seen",
                                     value=c["revision"])
+            yield from self._routes(h, c)
+
+    @staticmethod
+    def _routes(h: dict, c: dict):
+        yield GaugeMetricFamily("bpfnet_agent_routes_enabled",
+                                "1 if MAC/IP routes are published and installed",
+                                value=1 if h["routes"] else 0)
+        yield GaugeMetricFamily("bpfnet_agent_routes_published",
+                                "this host's MAC routes in etcd", value=c.get("published", 0))
+        f = CounterMetricFamily("bpfnet_agent_route_writes", "this host's MAC route writes to etcd",
+                                labels=["op"])
+        f.add_metric(["put"], c.get("mac_puts", 0))
+        f.add_metric(["delete"], c.get("mac_deletes", 0))
+        yield f
+        yield GaugeMetricFamily("bpfnet_agent_cluster_macs",
+                                "MAC routes in etcd, every host's", value=c.get("macs", 0))
+        yield GaugeMetricFamily("bpfnet_agent_routes_installed",
+                                "route entries this agent set in the bridge",
+                                value=h["routes_installed"])
+        f = CounterMetricFamily("bpfnet_agent_route_changes",
+                                "route entries changed in the bridge (routes_set)",
+                                labels=["change"])
+        for k in ("added", "removed", "moved", "skipped"):
+            f.add_metric([k], h[f"route_{k}"])
+        yield f
+        yield CounterMetricFamily("bpfnet_agent_route_errors", "route reads or writes that failed",
+                                  value=h["route_errors"])
 
 
 def registry(pins, health=None) -> CollectorRegistry:

@@ -12,6 +12,19 @@ Layout: ``/bpfnet/<cluster>/hosts/<host>`` -> JSON ``{"vtep", "port", "bridge_vn
 "mesh_vnis"}``, put under this host's lease. A host that dies stops refreshing its
 lease; etcd deletes the key when the TTL runs out and every watcher sees it go.
 
+MAC/IP routes (``on_macs`` given): ``/bpfnet/<cluster>/macs/<host>/<vni>/<mac>`` -> JSON
+``{"ips": [...]}``, under the same lease, so a dead host's routes go with its record.
+The watch then covers ``/bpfnet/<cluster>/`` (hosts and macs in one list, one
+revision, one stream: the faults below are handled once for both).
+``set_macs({(vni, mac): ips})`` says which MACs are local here; the membership
+thread makes this host's keys exactly these (one transaction per 64 changes) and
+does it again whenever its keys are not under its current lease (a new lease, an
+etcd that lost its data, a key someone deleted). ``on_macs(view)`` gets every
+published entry ``{(host, vni, mac): Mac(ips, rev, lease)}``; :func:`winners`
+picks, per {vni, mac}, the live host that carries the VNI and wrote last
+(highest mod_revision), so a MAC that moved converges before its old host
+withdraws it.
+
 How faults are handled (each is tested in tests/netns/test_cluster.py, and with
 agents in test_cluster_agent.py):
 
@@ -63,7 +76,7 @@ import os
 import threading
 import time
 import urllib.parse
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .errors import ConfigError
 
@@ -84,6 +97,14 @@ CHANNEL_OPTIONS = {
     "grpc.enable_retries": 0,
 }
 RECORD_KEYS = ("vtep", "port", "bridge_vnis", "mesh_vnis")
+TXN_OPS = 64                # MAC puts/deletes per transaction (etcd allows 128)
+
+
+class Mac(NamedTuple):
+    """One published MAC: its IPs, the revision that wrote it, its lease."""
+    ips: tuple
+    rev: int
+    lease: int = 0
 
 
 _ns_lock = threading.Lock()
@@ -102,6 +123,54 @@ def _netns_id(name: str | None) -> str:
 
 def prefix(cluster: str) -> str:
     return f"/bpfnet/{cluster}/hosts/"
+
+
+def macs_prefix(cluster: str) -> str:
+    return f"/bpfnet/{cluster}/macs/"
+
+
+def mac_key(cluster: str, host: str, vni: int, mac: str) -> bytes:
+    return f"{macs_prefix(cluster)}{host}/{vni}/{mac}".encode()
+
+
+def parse_mac(rest: bytes, value: bytes | None):
+    """``<host>/<vni>/<mac>`` (after the macs prefix) and its value ->
+    (host, vni, mac, ips), or None if it is not bpfnet's; ``value`` None: a
+    deletion, the key alone is checked."""
+    from netaddr import EUI, AddrFormatError, IPAddress
+    try:
+        host, vni, mac = rest.decode().split("/")
+        vni = int(vni)
+        if not host or not 1 <= vni <= 0xFFFFFF or str(EUI(mac)).lower().replace("-", ":") != mac:
+            return None
+        ips: tuple = ()
+        if value is not None:
+            doc = json.loads(value)
+            if not isinstance(doc, dict) or not isinstance(doc.get("ips"), list):
+                return None
+            ips = tuple(str(IPAddress(str(a))) for a in doc["ips"])
+        return host, vni, mac, ips
+    except (ValueError, UnicodeDecodeError, AddrFormatError, TypeError):
+        return None
+
+
+def encode_mac(ips) -> bytes:
+    return json.dumps({"ips": list(ips)}, separators=(",", ":")).encode()
+
+
+def winners(macs: dict, hosts: dict) -> dict:
+    """{(vni, mac): (host, Mac)}: per {vni, mac}, the entry of the live host
+    (in ``hosts``) carrying the VNI as a bridge VNI with the highest revision
+    (the last writer)."""
+    out: dict = {}
+    for (host, vni, mac), e in macs.items():
+        rec = hosts.get(host)
+        if rec is None or vni not in (rec.get("bridge_vnis") or ()):
+            continue
+        cur = out.get((vni, mac))
+        if cur is None or e.rev > cur[1].rev:
+            out[(vni, mac)] = (host, e)
+    return out
 
 
 def parse_endpoint(url: str) -> tuple[str, int]:
@@ -171,7 +240,8 @@ async def _cancel(tasks) -> None:
 class Membership:
     def __init__(self, endpoints: list[str], cluster: str, host: str, ttl: int,
                  record: dict, on_change: Callable[[dict], None],
-                 netns: str | None = None, on_health: Callable[[dict], None] | None = None):
+                 netns: str | None = None, on_health: Callable[[dict], None] | None = None,
+                 on_macs: Callable[[dict], None] | None = None):
         if not endpoints:
             raise ConfigError("cluster: no etcd endpoint")
         for e in endpoints:
@@ -187,6 +257,14 @@ class Membership:
         self.on_health = on_health
         self.prefix = prefix(cluster).encode()
         self.key = self.prefix + host.encode()
+        self.on_macs = on_macs      # None: no routes (the hosts prefix alone is watched)
+        self.mprefix = macs_prefix(cluster).encode()
+        self.watched = f"/bpfnet/{cluster}/".encode() if on_macs else self.prefix
+        self._macs: dict[tuple, Mac] = {}   # (host, vni, mac) -> Mac, every host's
+        self._want: dict | None = None      # (vni, mac) -> ips: this host's, from set_macs
+        self._pub_dirty: asyncio.Event | None = None
+        self._mac_puts = 0
+        self._mac_deletes = 0
         self._record = check_record(record)
         self._lock = threading.Lock()
         self._hosts: dict[str, dict] = {}
@@ -241,6 +319,22 @@ class Membership:
         if loop is not None and dirty is not None:
             loop.call_soon_threadsafe(dirty.set)
 
+    def set_macs(self, macs: dict) -> None:
+        """This host's MACs, ``{(vni, mac): ips}``: published under the lease
+        (puts for new or changed ones, deletes for those gone)."""
+        want = {(int(vni), str(mac)): tuple(ips) for (vni, mac), ips in macs.items()}
+        with self._lock:
+            if want == self._want:
+                return
+            self._want = want
+        loop, dirty = self._loop, self._pub_dirty
+        if loop is not None and dirty is not None:
+            loop.call_soon_threadsafe(dirty.set)
+
+    def macs(self) -> dict:
+        with self._lock:
+            return dict(self._macs)
+
     def stop(self, revoke: bool = True, timeout: float = 5.0) -> None:
         """Stops; with ``revoke`` (default) revokes the lease first, so the
         host leaves at once instead of after its TTL."""
@@ -266,7 +360,10 @@ class Membership:
             return {"connected": self._connected, "last_sync": self._last_sync,
                     "hosts": len(self._hosts), "errors": self._errors,
                     "revision": self._revision, "relists": self._relists,
-                    "bad_records": self._bad_records, "last_error": self._last_error}
+                    "bad_records": self._bad_records, "last_error": self._last_error,
+                    "macs": len(self._macs),
+                    "published": sum(1 for k in self._macs if k[0] == self.host),
+                    "mac_puts": self._mac_puts, "mac_deletes": self._mac_deletes}
 
     def hosts(self) -> dict[str, dict]:
         with self._lock:
@@ -304,15 +401,18 @@ class Membership:
                     self._cb_cond.wait()
                 if self._cb_view is None:
                     return
-                view, self._cb_view = self._cb_view, None
+                (view, macs), self._cb_view = self._cb_view, None
             try:
+                if macs is not None:
+                    self.on_macs(macs)
                 self.on_change(view)
             except Exception:  # noqa: BLE001 -- the caller's bug must not stop membership
                 log.exception("on_change failed")
 
     def _publish(self) -> None:
         with self._lock:
-            view = {k: dict(v) for k, v in self._hosts.items()}
+            view = ({k: dict(v) for k, v in self._hosts.items()},
+                    dict(self._macs) if self.on_macs else None)
         with self._cb_cond:
             self._cb_view = view
             self._cb_cond.notify()
@@ -344,6 +444,7 @@ class Membership:
 
     async def _run(self) -> None:
         self._dirty = asyncio.Event()
+        self._pub_dirty = asyncio.Event()
         n = 0
         failures = 0
         try:
@@ -414,6 +515,9 @@ class Membership:
             events: asyncio.Queue = asyncio.Queue()
             tasks = [asyncio.ensure_future(self._pump(watch, events)),
                      asyncio.ensure_future(self._apply(events))]
+            if self.on_macs:
+                self._pub_dirty.set()  # after a (re-)list: our keys as etcd has them
+                tasks.append(asyncio.ensure_future(self._publishing(c)))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for t in done:
@@ -430,6 +534,8 @@ class Membership:
         lease = await c.lease(self.ttl)
         self._lease = lease.id
         log.info("lease %x granted, ttl %d s", lease.id, self.ttl)
+        if self._pub_dirty is not None:
+            self._pub_dirty.set()  # our MACs go under the new lease
 
     async def _put(self, c) -> None:
         with self._lock:
@@ -458,9 +564,18 @@ class Membership:
         await self._put(c)
 
     async def _list(self, c) -> int:
-        r = await c.get_prefix(self.prefix)
-        hosts = {}
+        r = await c.get_prefix(self.watched)
+        hosts, macs = {}, {}
         for kv in r:
+            if kv.key.startswith(self.mprefix):
+                m = parse_mac(kv.key[len(self.mprefix):], kv.value)
+                if m is None:
+                    self._bad(kv.key.decode(errors="replace"))
+                else:
+                    macs[m[:3]] = Mac(m[3], kv.mod_revision, kv.lease)
+                continue
+            if not kv.key.startswith(self.prefix):
+                continue
             name = kv.key[len(self.prefix):].decode(errors="replace")
             rec = decode(kv.value)
             if rec is None:
@@ -469,6 +584,7 @@ class Membership:
             hosts[name] = rec
         with self._lock:
             self._hosts = hosts
+            self._macs = macs
             self._relists += 1
         self._touch(r.header.revision)
         self._set_connected(True)
@@ -487,12 +603,12 @@ class Membership:
         import aetcd
         if self._revision and not relist:
             try:
-                return await c.watch_prefix(self.prefix, start_revision=self._revision + 1)
+                return await c.watch_prefix(self.watched, start_revision=self._revision + 1)
             except aetcd.RevisionCompactedError as e:
                 log.warning("watch from revision %d: %s: full re-list",
                             self._revision + 1, e)
         rev = await self._list(c)
-        return await c.watch_prefix(self.prefix, start_revision=rev + 1)
+        return await c.watch_prefix(self.watched, start_revision=rev + 1)
 
     async def _pump(self, watch, events: asyncio.Queue) -> None:
         async for ev in watch:
@@ -504,10 +620,16 @@ class Membership:
             while not events.empty():
                 batch.append(events.get_nowait())
             rev = 0
+            mine_gone = False
             with self._lock:
                 for ev in batch:
-                    name = ev.kv.key[len(self.prefix):].decode(errors="replace")
                     rev = max(rev, ev.kv.mod_revision)
+                    if ev.kv.key.startswith(self.mprefix):
+                        mine_gone |= self._mac_event(ev)
+                        continue
+                    if not ev.kv.key.startswith(self.prefix):
+                        continue
+                    name = ev.kv.key[len(self.prefix):].decode(errors="replace")
                     if ev.kind == "DELETE":
                         self._hosts.pop(name, None)
                         continue
@@ -523,6 +645,66 @@ class Membership:
             if any(ev.kind == "DELETE" and ev.kv.key == self.key for ev in batch):
                 # our own key went (lease expired, or someone deleted it): back in
                 self._dirty.set()
+            if mine_gone:
+                self._pub_dirty.set()
+
+    def _mac_event(self, ev) -> bool:
+        """One event under macs/ (the lock held); True if it removed one of
+        this host's keys. An event older than what this thread wrote to
+        the key (replayed after a re-grant) is ignored."""
+        m = parse_mac(ev.kv.key[len(self.mprefix):], None if ev.kind == "DELETE" else ev.kv.value)
+        if m is None:
+            self._bad_records += 1
+            log.warning("%s: not a bpfnet MAC route; ignored", ev.kv.key.decode(errors="replace"))
+            return False
+        k = m[:3]
+        old = self._macs.get(k)
+        if old is not None and ev.kv.mod_revision <= old.rev:
+            return False
+        if ev.kind == "DELETE":
+            self._macs.pop(k, None)
+            return k[0] == self.host
+        self._macs[k] = Mac(m[3], ev.kv.mod_revision, ev.kv.lease)
+        return False
+
+    async def _publishing(self, c) -> None:
+        while True:
+            await self._pub_dirty.wait()
+            self._pub_dirty.clear()
+            await self._publish_macs(c)
+
+    async def _publish_macs(self, c) -> None:
+        """Makes this host's keys under macs/ what ``set_macs`` said, under
+        the current lease."""
+        with self._lock:
+            want = self._want
+            have = {(vni, mac): e for (h, vni, mac), e in self._macs.items() if h == self.host}
+        if want is None or not self._lease:
+            return  # nothing said yet: leave what is there
+        lease = self._lease
+        ops = [("put", k, ips) for k, ips in sorted(want.items())
+               if k not in have or have[k].ips != ips or have[k].lease != lease]
+        ops += [("del", k, None) for k in sorted(have) if k not in want]
+        for i in range(0, len(ops), TXN_OPS):
+            chunk = ops[i:i + TXN_OPS]
+            t = c.transactions
+            _, resp = await c.transaction(compare=[], failure=[], success=[
+                t.put(mac_key(self.cluster, self.host, *k), encode_mac(ips), lease=lease)
+                if op == "put" else t.delete(mac_key(self.cluster, self.host, *k))
+                for op, k, ips in chunk])
+            rev = max((getattr(r, r.WhichOneof("response")).header.revision for r in resp),
+                      default=0)
+            with self._lock:
+                for op, (vni, mac), ips in chunk:
+                    if op == "put":
+                        self._macs[(self.host, vni, mac)] = Mac(ips, rev, lease)
+                        self._mac_puts += 1
+                    else:
+                        self._macs.pop((self.host, vni, mac), None)
+                        self._mac_deletes += 1
+            self._touch()
+        if ops:
+            self._publish()
 
     async def _keepalive(self, c) -> None:
         period = min(self.ttl / 3, REFRESH_MAX)
@@ -552,9 +734,13 @@ def _member(a) -> int:
     def say(kind, **kw):
         with out_lock:
             print(json.dumps({"t": time.time(), "event": kind, **kw}, sort_keys=True), flush=True)
+    routes = a.macs is not None
     m = Membership(a.etcd.split(","), a.cluster, a.host, a.ttl, json.loads(a.record),
                    on_change=lambda hosts: say("hosts", hosts=hosts, health=m.health()),
-                   netns=a.netns, on_health=lambda h: say("health", health=h))
+                   netns=a.netns, on_health=lambda h: say("health", health=h),
+                   on_macs=(lambda macs: say("macs", macs=_macs_rows(macs))) if routes else None)
+    if routes:  # [[vni, mac, [ip, ...]], ...]
+        m.set_macs({(vni, mac): ips for vni, mac, ips in json.loads(a.macs)})
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -565,6 +751,11 @@ def _member(a) -> int:
     m.stop(revoke=not a.no_revoke)
     say("stopped", health=m.health())
     return 0
+
+
+def _macs_rows(macs: dict) -> list:
+    return [{"host": h, "vni": vni, "mac": mac, "ips": list(e.ips), "revision": e.rev}
+            for (h, vni, mac), e in sorted(macs.items())]
 
 
 async def _admin(a) -> dict:
@@ -613,6 +804,8 @@ def _main(argv=None) -> int:
     m.add_argument("--record", required=True, help="this host's record, JSON")
     m.add_argument("--netns", help="reach etcd from this network namespace (the thread's)")
     m.add_argument("--no-revoke", action="store_true", help="on SIGTERM leave the lease to expire")
+    m.add_argument("--macs", help="publish these MAC routes, JSON [[vni, mac, [ip, ...]], ...], "
+                   "and print every host's (a 'macs' line per view)")
     ad = sub.add_parser("admin", help="one etcd call, its answer as JSON")
     ad.add_argument("url")
     ad.add_argument("cmd", choices=("status", "revision", "compact", "put", "del"))

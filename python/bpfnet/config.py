@@ -80,6 +80,7 @@ class Cluster:
     etcd: list
     name: str = "default"
     ttl: int = 10
+    routes: bool = True                # MAC/IP routes over etcd (the agent, with a bridge)
 
 
 @dataclass
@@ -269,7 +270,7 @@ def _function(fn: str, table) -> FnSpec:
 
 
 def _cluster(table) -> Cluster:
-    _table("cluster", table, ("etcd", "name", "ttl"), ("etcd",))
+    _table("cluster", table, ("etcd", "name", "ttl", "routes"), ("etcd",))
     eps = table["etcd"]
     if isinstance(eps, str):
         eps = [eps]
@@ -285,7 +286,10 @@ def _cluster(table) -> Cluster:
     if not NAME_RE.match(name):
         raise _Err("cluster.name", f"{name!r}: letters, digits, '.', '_' and '-' only")
     ttl = _int_in("cluster.ttl", table.get("ttl", 10), 2, 3600)
-    return Cluster(list(eps), name, ttl)
+    routes = table.get("routes", True)
+    if not isinstance(routes, bool):
+        raise _Err("cluster.routes", f"expected true or false, not {_toml_type(routes)}")
+    return Cluster(list(eps), name, ttl, routes)
 
 
 def parse(text: str, file: str = "<config>") -> Desired:
@@ -384,10 +388,18 @@ def _toml_value(value) -> str:
     return json.dumps(str(value))  # a TOML basic string is a JSON string
 
 
-def to_data(functions: dict) -> dict:
-    """{function: {option: value, "vnis"/"clients": [...]}}: what ``config
-    show --json`` prints and what :func:`dump` writes as TOML."""
-    out = {}
+def cluster_data(host: str, cluster: Cluster) -> dict:
+    """The [host] and [cluster] tables, every key given (defaults too)."""
+    return {"host": {"name": host},
+            "cluster": {"etcd": list(cluster.etcd), "name": cluster.name, "ttl": cluster.ttl,
+                        "routes": cluster.routes}}
+
+
+def to_data(functions: dict, host: str | None = None, cluster: Cluster | None = None) -> dict:
+    """{function: {option: value, "vnis"/"clients": [...]}} (and, given a
+    cluster, "host" and "cluster" first): what ``config show --json`` prints
+    and what :func:`dump` writes as TOML."""
+    out = cluster_data(host, cluster) if cluster is not None else {}
     for fn, spec in functions.items():
         t = {k: (x if isinstance(x, int) else str(x)) for k, x in spec.options.items()
              if x is not None}
@@ -415,10 +427,12 @@ def to_data(functions: dict) -> dict:
     return out
 
 
-def dump(functions: dict, header: str = "") -> str:
-    """TOML for ``functions`` ({name: FnSpec}) in the file's format."""
+def dump(functions: dict, header: str = "", host: str | None = None,
+         cluster: Cluster | None = None) -> str:
+    """TOML for ``functions`` ({name: FnSpec}) in the file's format, after
+    [host] and [cluster] if ``cluster`` is given."""
     lines = [f"# {h}" for h in header.splitlines()]
-    for fn, t in to_data(functions).items():
+    for fn, t in to_data(functions, host, cluster).items():
         if lines:
             lines.append("")
         lines.append(f"[{fn}]")

@@ -51,8 +51,9 @@ def test_learning_shows_in_fdb_show_json(topo):
     assert code == 0
     rows = {r["mac"]: r for r in json.loads(out)}
     r = rows[demo.tenant_mac(1, 10)]
-    assert set(r) == {"mac", "vni", "port", "remote", "rx_pkts", "tx_pkts", "age_s", "static"}
-    assert r["static"] is False
+    assert set(r) == {"mac", "vni", "port", "remote", "rx_pkts", "tx_pkts", "age_s", "static",
+                      "route"}
+    assert r["static"] is False and r["route"] is False
     assert (r["vni"], r["port"], r["remote"]) == (10, "bnp10", "10.99.0.2")
     assert r["rx_pkts"] > 0 and r["tx_pkts"] > 0
     assert 0 <= r["age_s"] < 300

@@ -66,7 +66,7 @@ def test_members_see_each_other_exact_records(sim, etcd, tmp_path):
         assert r["ttl_s"] == 10 and 0 < r["lease_s"] <= 10 and r["valid"] is True
     code, out, err = run_cli(sim, ns[0], "cluster", "show", "--etcd", etcd.url, "--cluster", "test")
     assert code == 0 and out.splitlines()[0].split() == [
-        "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S"]
+        "HOST", "VTEP", "PORT", "BRIDGE_VNIS", "MESH_VNIS", "LEASE_S", "TTL_S", "MACS"]
     assert out.splitlines()[3].split()[:5] == ["h2", "10.99.0.3", "4790", "-", "10"]
 
     # the same from an agent's file
@@ -225,6 +225,9 @@ def test_compacted_revision_full_relist(sim, etcd):
     assert ev["hosts"] == {"h0": record(0), "h2": record(2)}
     st = m0.state()["health"]
     assert st["relists"] == 2 and st["revision"] >= rev and st["connected"] is True
+    end = time.monotonic() + 5  # stderr has a reader thread of its own: it may lag stdout
+    while not any("compacted" in line for line in m0.stderr) and time.monotonic() < end:
+        time.sleep(0.1)
     assert any("compacted" in line for line in m0.stderr), m0.stderr[-5:]
 
 

@@ -36,7 +36,9 @@ def test_static_entry_answers_and_forwards_the_first_frames(topo):
     out = add_static(sim, h0)
     assert out == f"fdb: {T1} vni 10 -> {ft.underlay(1)} static, answers ARP/ND for {ft.tenant_ip(1)}\n"
     r = fdb(sim, h0)[T1]
-    assert set(r) == {"mac", "vni", "port", "remote", "rx_pkts", "tx_pkts", "age_s", "static"}
+    assert set(r) == {"mac", "vni", "port", "remote", "rx_pkts", "tx_pkts", "age_s", "static",
+                      "route"}
+    assert r["route"] is False
     assert (r["vni"], r["port"], r["remote"], r["static"], r["rx_pkts"]) == \
         (10, "bnp10", ft.underlay(1), True, 0)
     n = ft.ctl_json(sim, h0, "neigh", "show")

@@ -106,7 +106,7 @@ def test_bridge(h0):
     assert set(ids) == {("vxlan0", "ingress"), ("bnp10", "egress")}
     assert loaded_options(sim, h, "bridge") == {"underlay": "eth0", "group": "239.1.1.1",
                                                 "port": 4789, "device": "vxlan0", "ageing": 300,
-                                                "encap": "native"}
+                                                "encap": "native", "suppress": "on"}
 
     # the same values: nothing changed, new programs
     same = ["--underlay", "eth0", "--group", "239.1.1.1", "--port", "4789", "--device", "vxlan0",
@@ -126,6 +126,13 @@ def test_bridge(h0):
     st = check_upgrade_takes(sim, h, "bridge", ["--encap", "native"],
                              "bridge: upgraded on vxlan0; encap device -> native", prog_ids(st))
     assert status(sim, h, "bridge")["encap"]["mode"] == "native"
+    # in place: ARP/ND suppression
+    st = check_upgrade_takes(sim, h, "bridge", ["--suppress", "off"],
+                             "bridge: upgraded on vxlan0; suppress on -> off", prog_ids(st))
+    assert loaded_options(sim, h, "bridge")["suppress"] == "off"
+    st = check_upgrade_takes(sim, h, "bridge", ["--suppress", "on"],
+                             "bridge: upgraded on vxlan0; suppress off -> on", prog_ids(st))
+    assert loaded_options(sim, h, "bridge")["suppress"] == "on"
 
     # refused, each naming its option; bad values as on a first load
     check_refusals(sim, h, "bridge", [

@@ -38,20 +38,32 @@ def forget(sim, h, ip):
     sim.bpfnetctl("neigh", "del", ip, "--vni", "10", netns_=h, check=False)
 
 
+def remote_bindings(sim, h, *argv):
+    """`neigh show` rows of remote tenants (not this host's: local)."""
+    return [r for r in ft.ctl_json(sim, h, "neigh", "show", *argv) if not r["local"]]
+
+
+def local_bindings(sim, h, *argv):
+    return [r for r in ft.ctl_json(sim, h, "neigh", "show", *argv) if r["local"]]
+
+
 def test_unknown_request_floods_then_the_learned_binding_answers(topo):
     sim, (h0, h1), (t0, t1) = topo["sim"], topo["hosts"], topo["tenants"]
     forget(sim, h0, ft.tenant_ip(1))
     d = resolve(sim, h0, t0, ft.tenant_ip(1))
     assert (d.get("arp_flood"), d.get("arp_reply"), d.get("neigh_learn")) == (1, None, 1)
-    rows = ft.ctl_json(sim, h0, "neigh", "show", "--vni", "10")
+    rows = remote_bindings(sim, h0, "--vni", "10")
     assert [(r["ip"], r["mac"], r["static"]) for r in rows] == \
         [(ft.tenant_ip(1), ft.tenant_mac(1), False)]
-    assert set(rows[0]) == {"ip", "vni", "mac", "static", "replies", "age_s"}
+    assert set(rows[0]) == {"ip", "vni", "mac", "static", "route", "local", "replies", "age_s"}
+    # t0's own request taught h0 that 192.168.0.1 is a tenant of h0's
+    assert [(r["ip"], r["mac"], r["local"], r["route"]) for r in local_bindings(sim, h0)] == \
+        [(ft.tenant_ip(0), ft.tenant_mac(0), True, False)]
     # the tenant forgets; its next request is answered on h0
     d = resolve(sim, h0, t0, ft.tenant_ip(1))
     assert (d.get("arp_reply"), d.get("arp_flood")) == (1, None)
     assert ft.neighbours(sim, t0)[ft.tenant_ip(1)] == ft.tenant_mac(1)
-    assert ft.ctl_json(sim, h0, "neigh", "show")[0]["replies"] == 1
+    assert remote_bindings(sim, h0)[0]["replies"] == 1
 
 
 def test_answered_requests_never_reach_the_remote_host(topo):
@@ -72,7 +84,7 @@ def test_answered_requests_never_reach_the_remote_host(topo):
     assert ft.delta(ft.counters(sim, h0), b0) == {"arp_reply": 5}
     assert ft.delta(ft.counters(sim, h1), b1) == {}     # nothing arrived at h1
     assert ft.rx_packets(sim, t1) == rx1                # nor at its tenant
-    rows = ft.ctl_json(sim, h0, "neigh", "show")
+    rows = remote_bindings(sim, h0)
     assert [(r["ip"], r["static"], r["replies"]) for r in rows] == [(ft.tenant_ip(1), True, 5)]
 
 
@@ -106,7 +118,7 @@ def test_an_ip_that_changes_mac_is_followed(topo):
         raw.send(arp_request(T1_NEW, ft.tenant_ip(1), ft.tenant_ip(1)))
     finally:
         raw.close()
-    rows = ft.ctl_json(sim, h0, "neigh", "show")
+    rows = remote_bindings(sim, h0)
     assert [(r["ip"], r["mac"]) for r in rows] == [(ft.tenant_ip(1), T1_NEW)]
     ft.flush_neighbours(sim, t0)
     assert sim.ping(t0, ft.tenant_ip(1), count=1) == 1

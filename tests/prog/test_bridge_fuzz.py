@@ -171,3 +171,23 @@ def test_ingress_delivers_every_arp_and_nd_frame_and_keeps_static_bindings(fbr, 
         assert (bytes(b.mac).hex(":"), b.flags) == (BOUND_MAC, abi.BR_NEIGH_F_STATIC)
     for k, v in fbr.neigh.items():  # nor learns a group MAC or an unspecified IP
         assert not v.mac[0] & 1 and any(k.ip.addr)
+
+
+@FUZZ
+@given(frame=st.one_of(arp_frames(), nd_frames()), suppress=st.booleans())
+def test_egress_claims_are_local_and_off_answers_nothing(fbr, frame, suppress):
+    """What a tenant of this host sends becomes local bindings only (never
+    over a static one, never a group MAC or an unspecified IP); with
+    suppression off nothing is answered."""
+    c = fbr.cfg[U32(0)]
+    c.flags = 0 if suppress else abi.BR_CFG_F_NO_SUPPRESS
+    fbr.cfg[U32(0)] = c
+    r = fbr.egress(frame)
+    if not suppress:
+        assert (r.ctx.cb[0], r.ctx.cb[1]) == (VXLAN, 0) and r.data == frame
+    for ip in (BOUND4, BOUND6):
+        b = fbr.binding(ip)
+        assert (bytes(b.mac).hex(":"), b.flags) == (BOUND_MAC, abi.BR_NEIGH_F_STATIC)
+    for k, v in fbr.neigh.items():
+        if bytes(k.ip.addr) not in (bytes(abi.ip_pack(BOUND4)), bytes(abi.ip_pack(BOUND6))):
+            assert v.flags == abi.BR_NEIGH_F_LOCAL and not v.mac[0] & 1 and any(k.ip.addr)

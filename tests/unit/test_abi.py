@@ -68,3 +68,15 @@ def test_inject_cfg_mirror():
     assert ctypes.sizeof(c) == 24
     assert abi.TEST_MIRRORS["inject_cfg"] is abi.InjectCfg
     assert str(abi.ip_unpack(c.remote)) == "fd00::2"
+
+
+def test_flags_are_distinct_bits():
+    """br_fdb's and br_neigh's flags, br_cfg's: one bit each (include/bridge.h)."""
+    for flags in ((abi.BR_FDB_F_STATIC, abi.BR_FDB_F_ROUTE),
+                  (abi.BR_NEIGH_F_STATIC, abi.BR_NEIGH_F_ROUTE, abi.BR_NEIGH_F_LOCAL),
+                  (abi.BR_CFG_F_VXLAN_CREATED, abi.BR_CFG_F_NO_SUPPRESS)):
+        assert all(f and not f & (f - 1) for f in flags)
+        union = 0
+        for f in flags:
+            union |= f
+        assert union == sum(flags)  # no two share a bit

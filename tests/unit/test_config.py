@@ -113,6 +113,12 @@ BAD = [
      "cfg.toml: cluster.ttl: 1 is outside 2..3600"),
     ("[cluster]\netcd = [\"http://10.0.0.250:2379\"]\n[mesh]\nport = 4790\n",
      "cfg.toml: cluster: give mesh.local or bridge.local (the VTEP address this host publishes)"),
+    ("[cluster]\netcd = [\"http://10.0.0.250:2379\"]\nroutes = \"no\"\n[bridge]\nlocal = \"10.0.0.1\"\n",
+     "cfg.toml: cluster.routes: expected true or false, not a string"),
+    ("[cluster]\netcd = [\"http://10.0.0.250:2379\"]\nroutes = 0\n[bridge]\nlocal = \"10.0.0.1\"\n",
+     "cfg.toml: cluster.routes: expected true or false, not an integer"),
+    ("[cluster]\netcd = [\"http://10.0.0.250:2379\"]\nroute = true\n[bridge]\nlocal = \"10.0.0.1\"\n",
+     "cfg.toml: cluster.route: unknown key (known: etcd, name, ttl, routes)"),
     ("[bridge]\n[mesh]\nport = 4790\n",
      "cfg.toml: mesh.device: vxlan0 is the bridge's too: a mesh and a bridge need a VXLAN device "
      "and a port each"),
@@ -294,3 +300,19 @@ def test_config_show_reads_back_to_a_plan_with_nothing_to_do():
     assert '{ vni = 21, bridge = "br21", allow = [] }' in text
     d = config.parse(text, "shown.toml")
     assert plan(d, cur) == []
+
+
+def test_cluster_routes_default_on_and_round_trip_through_config_show():
+    d = config.parse(FULL, "cfg.toml")
+    assert d.cluster.routes is True
+    off = config.parse(FULL.replace("ttl = 10\n", "ttl = 10\nroutes = false\n"), "cfg.toml")
+    assert off.cluster == config.Cluster(["http://10.0.0.250:2379"], "default", 10, False)
+    for want in (d, off):
+        text = config.dump(want.functions, "shown", want.host, want.cluster)
+        assert f"routes = {'true' if want.cluster.routes else 'false'}" in text
+        back = config.parse(text, "shown.toml")
+        assert (back.host, back.cluster, back.functions) == (want.host, want.cluster, want.functions)
+        assert config.to_data({}, want.host, want.cluster) == {
+            "host": {"name": "h0"},
+            "cluster": {"etcd": ["http://10.0.0.250:2379"], "name": "default", "ttl": 10,
+                        "routes": want.cluster.routes}}

@@ -85,3 +85,21 @@ def test_struct_formats_match_the_mirrors():
     v = abi.BrFdbVal(remote=abi.ip_pack("10.0.0.2"), vni=10, rx_pkts=1, tx_pkts=2, seen_ns=3)
     assert abi.BR_FDB_KEY.unpack(bytes(k)) == (bytes.fromhex("020000000007"), 9)
     assert abi.BR_FDB_VAL.unpack(bytes(v)) == (bytes(v.remote), 10, 0, 1, 2, 3)
+
+
+def test_local_formats_match_the_mirrors():
+    assert abi.BR_LOCAL_KEY.size == ctypes.sizeof(abi.BrLocalKey) == 12
+    assert abi.BR_LOCAL_VAL.size == ctypes.sizeof(abi.BrLocalVal) == 16
+    k = abi.BrLocalKey(vni=10, mac=abi.mac_pack("02:00:00:00:00:07"))
+    v = abi.BrLocalVal(seen_ns=5, first_ns=3)
+    assert abi.BR_LOCAL_KEY.unpack(bytes(k)) == (10, bytes.fromhex("020000000007"))
+    assert abi.BR_LOCAL_VAL.unpack(bytes(v)) == (5, 3)
+
+
+def test_neigh_formats_match_the_mirrors():
+    assert abi.BR_NEIGH_KEY.size == ctypes.sizeof(abi.BrNeighKey)
+    assert abi.BR_NEIGH_VAL.size == ctypes.sizeof(abi.BrNeighVal)
+    k = abi.BrNeighKey(vni=10, ip=abi.ip_pack("10.0.0.2"))
+    v = abi.BrNeighVal(mac=abi.mac_pack("02:00:00:00:00:07"), flags=6, replies=2, seen_ns=3)
+    assert abi.BR_NEIGH_KEY.unpack(bytes(k)) == (10, bytes(k.ip))
+    assert abi.BR_NEIGH_VAL.unpack(bytes(v)) == (bytes.fromhex("020000000007"), 6, 2, 3)

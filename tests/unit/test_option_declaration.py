@@ -20,7 +20,7 @@ from bpfnet import validate
 # what may change on a loaded function (README "Upgrades: what a second load may change")
 IN_PLACE = {
     "bridge": {"underlay": False, "local": False, "group": False, "port": False,
-               "device": False, "ageing": True, "encap": True},
+               "device": False, "ageing": True, "encap": True, "suppress": True},
     "mesh": {"underlay": False, "local": False, "port": False, "device": False, "encap": True},
     "gateway": {"trunk": False},
     "monitor": {"dev": False, "port": True},
@@ -56,13 +56,17 @@ def test_config_values_go_through_the_same_parsers():
     opts = get("bridge").options
     assert parse_all(opts, {"port": 4790, "group": "239.1.1.7", "ageing": "60"}) == \
         {"port": 4790, "group": IPAddress("239.1.1.7"), "ageing": 60}
+    assert parse_all(opts, {"suppress": "off"}) == parse_all(opts, {"suppress": False}) == \
+        {"suppress": "off"}
+    assert parse_all(opts, {"suppress": True}) == {"suppress": "on"}
     for values, msg in [
         ({"port": 0}, "port: invalid port '0': must be 1..65535"),
         ({"port": True}, "port: invalid value True: want a string or a number"),
         ({"group": "10.0.0.1"}, "group: invalid group '10.0.0.1': not a multicast address"),
         ({"ageing": [1]}, "ageing: invalid value [1]: want a string or a number"),
         ({"trunk": "eth1"}, "unknown option 'trunk': one of underlay, local, group, port, "
-                            "device, ageing, encap"),
+                            "device, ageing, encap, suppress"),
+        ({"suppress": "no"}, "suppress: invalid choice 'no': one of on, off"),
     ]:
         with pytest.raises(ConfigError) as e:
             parse_all(opts, values)

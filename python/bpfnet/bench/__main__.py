@@ -1,10 +1,14 @@
 """python -m bpfnet.bench [--out DIR] [--quick] [--rounds N] [--seconds S]
-                         [--only datapath,progs,control,cluster] [--variants a,b]
-                         [--render bench.json]
+                         [--only datapath,progs,control,cluster,floods] [--variants a,b]
+                         [--flood-hosts N] [--flood-cases learning,routes]
+                         [--flood-rounds N] [--render bench.json]
 
 Writes DIR/bench.md and DIR/bench.json and prints the table. Needs root,
-iperf3 and the built objects (make). Takes about ten minutes in full; --quick
-(1 round, 1 s, 100k test_run repeats, FDB up to 100k) is for development.
+iperf3 (datapath), etcd (cluster, floods) and the built objects (make).
+Takes about fifteen minutes in full (the floods about five); --quick (1
+round, 1 s, 100k test_run repeats, FDB up to 100k, shorter flood windows) is
+for development. SIGTERM, SIGINT or SIGHUP stops it: what was built is
+removed.
 """
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ import sys
 import time
 import uuid
 
+from .. import signals
 from . import report
 
-SECTIONS = ("datapath", "progs", "control", "cluster")
+SECTIONS = ("datapath", "progs", "control", "cluster", "floods")
 
 
 def parse(argv):
@@ -33,6 +38,12 @@ def parse(argv):
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--variants", help="comma-separated data path variants (default all)")
+    p.add_argument("--flood-hosts", type=int, default=10,
+                   help="hosts in the flood bench's cluster (default 10)")
+    p.add_argument("--flood-cases", default="learning,routes",
+                   help="flood bench cases: learning, routes (default both)")
+    p.add_argument("--flood-rounds", type=int, default=1,
+                   help="rounds of the flood cases, interleaved (default 1)")
     p.add_argument("--render", metavar="JSON",
                    help="only rewrite the Markdown (and targets) from an earlier bench.json")
     a = p.parse_args(argv)
@@ -40,6 +51,12 @@ def parse(argv):
     bad = [s for s in a.only if s not in SECTIONS]
     if bad:
         p.error(f"unknown section {bad[0]!r}")
+    a.flood_cases = [c for c in a.flood_cases.split(",") if c]
+    bad = [c for c in a.flood_cases if c not in ("learning", "routes")]
+    if bad:
+        p.error(f"unknown flood case {bad[0]!r}")
+    if a.flood_hosts < 2 or a.flood_rounds < 1:
+        p.error("--flood-hosts needs 2 or more, --flood-rounds 1 or more")
     q = a.quick
     a.rounds = a.rounds or (1 if q else 5)
     a.seconds = a.seconds or (1.0 if q else 3.0)
@@ -54,11 +71,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def preflight() -> str | None:
+def preflight(only) -> str | None:
     if os.geteuid() != 0:
         return "needs root (CAP_BPF, CAP_NET_ADMIN, namespaces)"
-    if not shutil.which("iperf3"):
+    if "datapath" in only and not shutil.which("iperf3"):
         return "needs iperf3 (make deps)"
+    from ..demos.cluster import ETCD
+    if {"cluster", "floods"} & set(only) and not os.access(ETCD, os.X_OK):
+        return f"needs {ETCD} (etcd-server, make deps)"
     return None
 
 
@@ -67,10 +87,19 @@ def main(argv=None) -> int:
     if args.render:
         with open(args.render) as f:
             return publish(json.load(f), args.out)
-    why = preflight()
+    why = preflight(args.only)
     if why:
         log(f"bench: {why}")
         return 2
+    with signals.stopping():
+        try:
+            return measure(args, argv)
+        except signals.Stopped as e:
+            log(f"bench: {e}: everything it built is removed")
+            return 128 + e.signum
+
+
+def measure(args, argv) -> int:
     run_id = uuid.uuid4().hex[:4]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t0 = time.monotonic()
@@ -101,6 +130,11 @@ def main(argv=None) -> int:
         from . import cluster
         log("cluster: agents with peers from etcd, join/leave convergence")
         data["cluster"] = cluster.run(args.quick, log)
+    if "floods" in args.only:  # bench/floods.py: learning against routes + suppression
+        from . import floods
+        log(f"floods: {args.flood_hosts} hosts, cases {', '.join(args.flood_cases)}")
+        data["floods"] = floods.run(args.quick, log, n_hosts=args.flood_hosts,
+                                    cases=tuple(args.flood_cases), rounds=args.flood_rounds)
     data["elapsed_s"] = time.monotonic() - t0
     data["cpu_busy"] = cpu.busy()
     data["loadavg_end"] = list(os.getloadavg())

@@ -281,8 +281,9 @@ def targets(data: dict) -> list[dict]:
             out.append({"target": f"{what}: >= 20x {label}",
                         "measured": None if r is None else f"{r:.1f}x{ex}",
                         "met": r is not None and r >= 20})
-    from . import cluster  # bench/cluster.py checks its own goal
+    from . import cluster, floods  # bench/cluster.py and floods.py check their own goals
     out += cluster.targets(data)
+    out += floods.targets(data)
     return out
 
 
@@ -304,6 +305,9 @@ def markdown(data: dict) -> str:
     if "cluster" in data:  # bench/cluster.py renders its own section
         from . import cluster
         out += cluster.markdown(data["cluster"])
+    if "floods" in data:  # bench/floods.py too
+        from . import floods
+        out += floods.markdown(data["floods"])
     t = data.get("targets") or []
     if t:
         out += ["## Targets", "",

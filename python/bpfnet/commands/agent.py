@@ -30,11 +30,16 @@ def _config_show(args, ctx):
     from .. import config
     from ..apply import current_spec, read_state
     from ..functions import available
+    d = config.load(args.file) if args.file else None  # a bad file: exit 2 before anything
     loaded = [f for f in available() if ctx.fn(f).is_loaded()]
     spec = current_spec(read_state(ctx.fn, loaded))
-    data = config.to_data(spec)
+    host, cluster = (d.host, d.cluster) if d is not None else (None, None)
+    data = config.to_data(spec, host, cluster)
     header = f"bpfnetctl config show: namespace {ctx.ns}" + ("" if spec else "; no function loaded")
-    return Output(data, config.dump(spec, header).rstrip("\n"))
+    if d is not None:
+        header += f"\n[host] and [cluster] from {args.file}" if cluster else \
+            f"\n{args.file} has no [cluster] section"
+    return Output(data, config.dump(spec, header, host, cluster).rstrip("\n"))
 
 
 def _agent(args, ctx):
@@ -53,8 +58,12 @@ def register(cli):
     add_json(sp)
 
     g = cli.group("config", help="the desired-state file")
-    add_json(g.command("show", _config_show,
-                       help="what is loaded here, in the file's format (apply of it changes nothing)"))
+    sp = g.command("show", _config_show,
+                   help="what is loaded here, in the file's format (apply of it changes nothing)")
+    sp.add_argument("-f", "--file", metavar="FILE",
+                    help="also print FILE's [host] and [cluster] (etcd, name, ttl, routes): "
+                    "etcd's side is not in the kernel")
+    add_json(sp)
 
     sp = cli.command("agent", _agent, lock=False,
                      help="apply FILE, keep it applied, SIGHUP re-reads it; membership from etcd")

@@ -20,10 +20,16 @@ def _vni_show(args, ctx):
     return Output(rows := ctx.fn("bridge").vni_show(), table(rows))
 
 
+def _flags(row: dict, names) -> str:
+    """The FLAGS column: the row's true flags among ``names``, or -."""
+    return ",".join(n for n in names if row.get(n)) or "-"
+
+
 def _fdb_show(args, ctx):
     rows = ctx.fn("bridge").fdb(args.vni)
-    return Output(rows, table(rows, ["mac", "vni", "port", "remote", "rx_pkts", "tx_pkts", "age_s",
-                                     "static"]))
+    text = [{**r, "flags": _flags(r, ("static", "route"))} for r in rows]
+    return Output(rows, table(text, ["mac", "vni", "port", "remote", "rx_pkts", "tx_pkts",
+                                     "age_s", "flags"]))
 
 
 def _fdb_add(args, ctx):
@@ -49,7 +55,8 @@ def _neigh_del(args, ctx):
 
 def _neigh_show(args, ctx):
     rows = ctx.fn("bridge").neigh_show(args.vni)
-    return Output(rows, table(rows, ["ip", "vni", "mac", "static", "replies", "age_s"]))
+    text = [{**r, "flags": _flags(r, ("static", "route", "local"))} for r in rows]
+    return Output(rows, table(text, ["ip", "vni", "mac", "flags", "replies", "age_s"]))
 
 
 def _fdb_flush(args, ctx):
@@ -73,7 +80,7 @@ def register(cli):
     add_json(g.command("show", _vni_show, help="list VNIs"))
 
     g = cli.group("fdb", help="the bridge's forwarding table")
-    sp = g.command("show", _fdb_show, help="learned and static entries")
+    sp = g.command("show", _fdb_show, help="learned, static and route entries")
     add_json(sp)
     sp.add_argument("--vni", type=arg(v.vni))
     sp = g.command("flush", _fdb_flush, help="forget learned entries (static ones stay)")
@@ -96,6 +103,6 @@ def register(cli):
     sp = g.command("del", _neigh_del, help="delete a binding")
     sp.add_argument("ip", type=arg(v.unicast_ip), metavar="IP")
     sp.add_argument("--vni", type=arg(v.vni), required=True)
-    sp = g.command("show", _neigh_show, help="static and learned bindings")
+    sp = g.command("show", _neigh_show, help="static, route, local and learned bindings")
     add_json(sp)
     sp.add_argument("--vni", type=arg(v.vni))

@@ -17,19 +17,22 @@ import os
 import socket
 import time
 
-from netaddr import IPAddress
+from netaddr import EUI, AddrFormatError, IPAddress, mac_unix_expanded
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import abi
-from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrNeighKey, BrNeighVal,
-                   BrPortVal, BrVniVal, ip_pack, ip_unpack, mac_pack)
+from ..abi import (BrAllowKey, BrCfg, BrFdbKey, BrFdbVal, BrLocalKey, BrLocalVal, BrNeighKey,
+                   BrNeighVal, BrPortVal, BrVniVal, ip_pack, ip_unpack, mac_pack)
 from ..errors import ConfigError, NotFound
 from .. import validate
 from .base import Undo
-from .options import DEVICE, ENCAP, LOCAL, PORT, UNDERLAY, Option, text
+from .options import DEVICE, ENCAP, LOCAL, PORT, SUPPRESS, UNDERLAY, Option, text
 from .overlay import C_U32, Overlay
 
 DEFAULT_GROUP = IPAddress("239.1.1.1")
+# entries the control plane provisions (not learned: never aged, not flushed)
+FDB_PROVISIONED = abi.BR_FDB_F_STATIC | abi.BR_FDB_F_ROUTE
+NEIGH_NO_AGEING = abi.BR_NEIGH_F_STATIC | abi.BR_NEIGH_F_ROUTE
 
 
 def port_names(vni: int) -> tuple[str, str]:
@@ -53,7 +56,7 @@ class Bridge(Overlay):
                Option("ageing", text(validate.seconds), in_place=True, metavar="SECONDS",
                       default=abi.BPFNET_AGEING_S, cfg_field="ageing_s",
                       help=f"FDB ageing time (default {abi.BPFNET_AGEING_S})"),
-               ENCAP)
+               ENCAP, SUPPRESS)
     maps = {
         "br_cfg": (C_U32, BrCfg),
         "br_vni": (C_U32, BrVniVal),
@@ -63,12 +66,51 @@ class Bridge(Overlay):
         "br_neigh": (BrNeighKey, BrNeighVal),
         "br_stats": ("percpu", abi.BrStats),
         "br_supp_stats": ("percpu", abi.BrSuppStats),
+        "br_local": (BrLocalKey, BrLocalVal),
+        "br_route_stats": ("percpu", abi.BrRouteStats),
     }
     stats_map = "br_stats"
+    # maps an older bpfnet did not pin: a bridge it loaded is loaded all the
+    # same (its second load adds them), not half-made
+    added_maps = ("br_neigh", "br_supp_stats", "br_local", "br_route_stats")
+
+    @property
+    def optional_pins(self) -> tuple:
+        return super().optional_pins + self.added_maps
+
+    def _has(self, name: str) -> bool:
+        return os.path.exists(os.path.join(self.dir, name))
 
     def stats(self) -> dict[str, int]:
-        """br_stats and br_supp_stats, one set of counters by name."""
-        return {**super().stats(), **self.map("br_supp_stats").sum_fields(0)}
+        """br_stats, br_supp_stats and br_route_stats, one set of counters by name."""
+        out = super().stats()
+        for m in ("br_supp_stats", "br_route_stats"):
+            if self._has(m):
+                out.update(self.map(m).sum_fields(0))
+        return out
+
+    def map_fill(self) -> dict[str, dict]:
+        saved = self.maps
+        try:  # a bridge an older bpfnet loaded, before its second load
+            self.maps = {k: v for k, v in saved.items() if self._has(k)}
+            return super().map_fill()
+        finally:
+            self.maps = saved
+
+    def option_values(self) -> dict:
+        out = super().option_values()
+        out["suppress"] = "off" if self.cfg().flags & abi.BR_CFG_F_NO_SUPPRESS else "on"
+        return out
+
+    def apply_option(self, opt, value, undo) -> None:
+        if opt.name != "suppress":
+            return super().apply_option(opt, value, undo)
+        cfg = self.cfg()
+        old = BrCfg.from_buffer_copy(cfg)
+        cfg.flags = (cfg.flags & ~abi.BR_CFG_F_NO_SUPPRESS) | \
+            (abi.BR_CFG_F_NO_SUPPRESS if value == "off" else 0)
+        self.write_cfg(cfg)
+        undo.push(self.write_cfg, old)
 
     # --- load / unload: the steps of the lifecycle (base.Function, Overlay) -----
     def prepare(self, values: dict, given: dict) -> dict:
@@ -91,6 +133,8 @@ class Bridge(Overlay):
         return values["group"]
 
     def make_cfg(self, vx: int, flags: int, values: dict) -> BrCfg:
+        if values["suppress"] == "off":
+            flags |= abi.BR_CFG_F_NO_SUPPRESS
         cfg = BrCfg(vxlan_ifindex=vx, ageing_s=values["ageing"], flags=flags,
                     group=ip_pack(values["group"]))
         if values["local"] is not None:
@@ -246,6 +290,10 @@ class Bridge(Overlay):
         neigh = self.map("br_neigh")
         for k in [k for k in neigh if k.vni == vni]:
             neigh.discard(k)
+        if self._has("br_local"):
+            local = self.map("br_local")
+            for k in [k for k in local if k.vni == vni]:
+                local.discard(k)
         for k in [k for k in self.map("br_allow") if k.vni == vni]:
             self.map("br_allow").discard(k)
         ports = {v.port} if v.port else set()
@@ -325,7 +373,9 @@ class Bridge(Overlay):
                     abi.BR_FDB_KEY.iter_unpack(kb), abi.BR_FDB_VAL.iter_unpack(vb)):
                 age = now - seen  # seen may be a coarse stamp a tick ahead
                 static = bool(flags & abi.BR_FDB_F_STATIC)
-                if (age > ageing_ns and not static) or (vni is not None and v_vni != vni):
+                route = bool(flags & abi.BR_FDB_F_ROUTE)
+                if (age > ageing_ns and not flags & FDB_PROVISIONED) or \
+                        (vni is not None and v_vni != vni):
                     continue
                 name = names.get(port, False)
                 if name is False:
@@ -334,13 +384,14 @@ class Bridge(Overlay):
                 if ip is None:
                     ip = remotes[remote] = str(ip_unpack(abi.BpfnetIP.from_buffer_copy(remote)))
                 add({"mac": mac.hex(":"), "vni": v_vni, "port": name, "remote": ip,
-                     "rx_pkts": rx, "tx_pkts": tx, "age_s": _age_s(age), "static": static})
+                     "rx_pkts": rx, "tx_pkts": tx, "age_s": _age_s(age), "static": static,
+                     "route": route})
         rows.sort(key=lambda r: (r["vni"], r["mac"]))
         return rows
 
     def fdb_flush(self, vni: int | None = None, static: bool = False) -> int:
-        """Forgets learned entries (of one VNI); static ones too with
-        @static (`vni del`), as the kernel's flush keeps static entries."""
+        """Forgets learned entries (of one VNI); static and route ones too
+        with @static (`vni del`), as the kernel's flush keeps static entries."""
         self.require_loaded()
         if vni is not None:
             self._vni(vni)
@@ -349,7 +400,7 @@ class Bridge(Overlay):
         learned = 0
         for kb, vb, _ in fdb.dump_batches():
             for i, (_, v_vni, flags, *_rest) in enumerate(abi.BR_FDB_VAL.iter_unpack(vb)):
-                is_static = flags & abi.BR_FDB_F_STATIC
+                is_static = flags & FDB_PROVISIONED
                 if (vni is None or v_vni == vni) and (static or not is_static):
                     keys += kb[i * abi.BR_FDB_KEY.size:(i + 1) * abi.BR_FDB_KEY.size]
                     learned += not is_static
@@ -365,9 +416,10 @@ class Bridge(Overlay):
             self.write_cfg(cfg)
 
     def _static_count(self) -> int:
+        """Entries the control plane wrote (static and route: not learned)."""
         return sum(1 for _, vb, _ in self.map("br_fdb").dump_batches()
                    for _, _, flags, *_r in abi.BR_FDB_VAL.iter_unpack(vb)
-                   if flags & abi.BR_FDB_F_STATIC)
+                   if flags & FDB_PROVISIONED)
 
     def _port_of(self, vni: int) -> int:
         v = self._vni(vni)
@@ -393,7 +445,7 @@ class Bridge(Overlay):
         if old is not None:
             val.rx_pkts, val.tx_pkts = old.rx_pkts, old.tx_pkts
         fdb[key] = val
-        if old is not None and not old.flags & abi.BR_FDB_F_STATIC:
+        if old is not None and not old.flags & FDB_PROVISIONED:
             self._count_removed(1)
         for ip in ips:
             self.neigh_add(ip, vni, mac)
@@ -401,8 +453,8 @@ class Bridge(Overlay):
                 "ip": [str(i) for i in ips], "replaced": old is not None}
 
     def fdb_del(self, mac, vni: int) -> dict:
-        """Removes the entry of {mac, vni}, static or learned, and the static
-        bindings to mac in vni."""
+        """Removes the entry of {mac, vni}, static, route or learned, and the
+        static and route bindings to mac in vni."""
         self.require_loaded()
         port = self._port_of(vni)
         key = BrFdbKey(mac=mac_pack(mac), port=port)
@@ -411,12 +463,12 @@ class Bridge(Overlay):
         if old is None:
             raise NotFound(f"no FDB entry for {str(mac).lower()} in VNI {vni}")
         fdb.discard(key)
-        if not old.flags & abi.BR_FDB_F_STATIC:
+        if not old.flags & FDB_PROVISIONED:
             self._count_removed(1)
         neigh = self.map("br_neigh")
         packed = bytes(mac_pack(mac))
         gone = [k for k, v in neigh.items() if k.vni == vni and bytes(v.mac) == packed
-                and v.flags & abi.BR_NEIGH_F_STATIC]
+                and v.flags & NEIGH_NO_AGEING]
         for k in gone:
             neigh.discard(k)
         return {"mac": str(mac).lower(), "vni": vni, "static": bool(old.flags & abi.BR_FDB_F_STATIC),
@@ -452,8 +504,8 @@ class Bridge(Overlay):
         self.map("br_neigh").discard(key)
 
     def neigh_show(self, vni: int | None = None) -> list[dict]:
-        """Bindings younger than the ageing time (static ones always),
-        sorted by (vni, ip)."""
+        """Bindings younger than the ageing time (static and route ones
+        always), sorted by (vni, ip)."""
         self.require_loaded()
         if vni is not None:
             self._vni(vni)
@@ -463,13 +515,136 @@ class Bridge(Overlay):
         for k, v in self.map("br_neigh").items():
             static = bool(v.flags & abi.BR_NEIGH_F_STATIC)
             age = now - v.seen_ns
-            if (vni is not None and k.vni != vni) or (age > ageing_ns and not static):
+            if (vni is not None and k.vni != vni) or \
+                    (age > ageing_ns and not v.flags & NEIGH_NO_AGEING):
                 continue
             rows.append({"ip": str(ip_unpack(k.ip)), "vni": k.vni,
                          "mac": bytes(v.mac).hex(":"), "static": static,
+                         "route": bool(v.flags & abi.BR_NEIGH_F_ROUTE),
+                         "local": bool(v.flags & abi.BR_NEIGH_F_LOCAL),
                          "replies": v.replies, "age_s": _age_s(age)})
         rows.sort(key=lambda r: (r["vni"], IPAddress(r["ip"]).version, IPAddress(r["ip"])))
         return rows
+
+    # --- local MACs and MAC/IP routes (the agent's side: cluster routes) --------
+    def local_macs(self) -> list[dict]:
+        """The tenant MACs of this host seen within the ageing time (sources
+        of frames from the tenants' bridge through a VNI's port toward the
+        tunnel, br_local) and the IPs each claimed in ARP and ND within it
+        (local bindings in br_neigh): [{"vni", "mac", "ips"}], sorted by
+        (vni, mac); MACs lowercase, IPs IPv4 first, by address."""
+        self.require_loaded()
+        if not self._has("br_local"):
+            return []
+        ageing_ns = self.cfg().ageing_s * 10**9
+        now = time.monotonic_ns()
+        macs: dict[tuple[int, bytes], list] = {}
+        for kb, vb, _ in self.map("br_local").dump_batches():
+            for (vni, mac), (seen, _first) in zip(abi.BR_LOCAL_KEY.iter_unpack(kb),
+                                                  abi.BR_LOCAL_VAL.iter_unpack(vb)):
+                if now - seen <= ageing_ns:
+                    macs[(vni, mac)] = []
+        for (vni, ip), (mac, flags, _, seen) in self._neigh_rows():
+            if flags & abi.BR_NEIGH_F_LOCAL and now - seen <= ageing_ns:
+                ips = macs.get((vni, mac))
+                if ips is not None:
+                    ips.append(ip_unpack(abi.BpfnetIP.from_buffer_copy(ip)))
+        return [{"vni": vni, "mac": mac.hex(":"),
+                 "ips": [str(i) for i in sorted(ips, key=lambda i: (i.version, i))]}
+                for (vni, mac), ips in sorted(macs.items())]
+
+    def _neigh_rows(self):
+        """br_neigh as ((vni, packed ip), (mac, flags, replies, seen_ns)),
+        read in batches."""
+        for kb, vb, _ in self.map("br_neigh").dump_batches():
+            yield from zip(abi.BR_NEIGH_KEY.iter_unpack(kb), abi.BR_NEIGH_VAL.iter_unpack(vb))
+
+    def _parse_routes(self, routes) -> dict[bytes, tuple]:
+        """{packed mac: (packed remote, [packed ip, ...])}; the last of a MAC
+        listed twice wins. ConfigError for anything malformed, before any
+        change."""
+        family = ip_unpack(self.cfg().group).version
+        out = {}
+        for r in routes:
+            try:
+                mac = EUI(r["mac"], dialect=mac_unix_expanded)
+                remote = IPAddress(r["remote"])
+                ips = [IPAddress(i) for i in r.get("ips") or ()]
+            except (AttributeError, KeyError, TypeError, ValueError, AddrFormatError) as e:
+                raise ConfigError(f"route {r!r}: {e}") from None
+            if remote.version != family:
+                raise ConfigError(f"route {mac}: remote {remote} is not of the underlay's "
+                                  f"address family (IPv{family})")
+            if mac.packed[0] & 1:
+                raise ConfigError(f"route {mac}: not a unicast MAC")
+            self._check_ips(ips)
+            out[mac.packed] = (bytes(ip_pack(remote)), [bytes(ip_pack(i)) for i in ips])
+        return out
+
+    def routes_set(self, vni: int, routes) -> dict:
+        """Makes VNI ``vni``'s route entries exactly ``routes`` ([{"mac",
+        "remote", "ips", "host"}]): br_fdb entries flagged route (never aged)
+        added, moved (another remote) or removed, and their bindings {vni,
+        ip} -> mac flagged route. A static entry wins (the route is skipped,
+        its bindings too); a static binding, or a fresh local one (a tenant
+        of this host claims the IP), wins over a route binding. Nothing is
+        written for what is already so. Returns {"added", "removed",
+        "moved", "skipped"} (FDB entries)."""
+        self.require_loaded()
+        port = self._port_of(vni)
+        want = self._parse_routes(routes)
+        now = time.monotonic_ns()
+        ageing_ns = self.cfg().ageing_s * 10**9
+        fdb = self.map("br_fdb")
+        have = {}
+        for kb, vb, _ in fdb.dump_batches():
+            vals = abi.BR_FDB_VAL.iter_unpack(vb)
+            for (mac, p), val in zip(abi.BR_FDB_KEY.iter_unpack(kb), vals):
+                if p == port:
+                    have[mac] = val  # remote, vni, flags, rx, tx, seen
+        out = {"added": 0, "removed": 0, "moved": 0, "skipped": 0}
+        learned_replaced = 0
+        bindings: dict[bytes, bytes] = {}
+        for mac, (remote, ips) in want.items():
+            old = have.get(mac)
+            if old is not None and old[2] & abi.BR_FDB_F_STATIC:
+                out["skipped"] += 1
+                continue
+            for ip in ips:
+                bindings[ip] = mac
+            if old is not None and old[2] & abi.BR_FDB_F_ROUTE and old[:2] == (remote, vni):
+                continue
+            val = BrFdbVal(remote=abi.BpfnetIP.from_buffer_copy(remote), vni=vni,
+                           flags=abi.BR_FDB_F_ROUTE, seen_ns=now)
+            if old is not None:
+                val.rx_pkts, val.tx_pkts = old[3], old[4]
+            fdb[BrFdbKey(mac=abi.Mac.from_buffer_copy(mac), port=port)] = val
+            if old is not None and old[2] & abi.BR_FDB_F_ROUTE:
+                out["moved"] += 1
+            else:
+                out["added"] += 1
+                learned_replaced += old is not None
+        for mac, old in have.items():
+            if old[2] & abi.BR_FDB_F_ROUTE and mac not in want:
+                fdb.discard(BrFdbKey(mac=abi.Mac.from_buffer_copy(mac), port=port))
+                out["removed"] += 1
+        self._count_removed(learned_replaced)
+        neigh = self.map("br_neigh")
+        olds = {ip: v for (v_vni, ip), v in self._neigh_rows() if v_vni == vni}
+        for ip, mac in bindings.items():
+            old_mac, flags, replies, seen = olds.get(ip, (None, 0, 0, 0))
+            if flags & abi.BR_NEIGH_F_STATIC or (
+                    flags & abi.BR_NEIGH_F_LOCAL and now - seen <= ageing_ns):
+                continue
+            if flags & abi.BR_NEIGH_F_ROUTE and old_mac == mac:
+                continue
+            neigh[BrNeighKey(vni=vni, ip=abi.BpfnetIP.from_buffer_copy(ip))] = BrNeighVal(
+                mac=abi.Mac.from_buffer_copy(mac), flags=abi.BR_NEIGH_F_ROUTE,
+                replies=replies, seen_ns=now)
+        for ip, (_, flags, _, _) in olds.items():
+            if flags & abi.BR_NEIGH_F_ROUTE and ip not in bindings:
+                neigh.discard(BrNeighKey(vni=vni, ip=abi.BpfnetIP.from_buffer_copy(ip)))
+        return out
 
     def evictions(self, name: str, entries: int) -> int | None:
         """Entries the LRU br_fdb evicted: every new entry is counted as

@@ -60,6 +60,19 @@ def choice(*names: str) -> Callable[[Any], str]:
     return parse
 
 
+def on_off(value) -> str:
+    """``on`` or ``off`` (``--suppress off``); a config file may say
+    ``suppress = "off"`` or ``suppress = false``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value not in ("on", "off"):
+        raise ConfigError(f"invalid choice {value!r}: one of on, off")
+    return value
+
+
+on_off.choices = ("on", "off")
+
+
 @dataclass(frozen=True)
 class Option:
     name: str                   # CLI long option (--NAME) and config key
@@ -144,3 +157,7 @@ DEVICE = Option("device", text(validate.ifname), in_place=False, metavar="NAME",
 ENCAP = Option("encap", choice("native", "device"), in_place=True, metavar="native|device",
                default="native", help="native: the programs encapsulate (default, where the "
                                       "kernel allows it); device: through the VXLAN device")
+# the bridge's (held in br_cfg.flags: Bridge.option_values / apply_option)
+SUPPRESS = Option("suppress", on_off, in_place=True, metavar="on|off", default="on",
+                  help="on: ARP requests and neighbour solicitations for a bound IP are "
+                       "answered on the port (default); off: they flood")
