@@ -41,10 +41,17 @@ PY = sys.executable
 def etcd(sim):
     """etcd started on ``sim``'s fabric (made here), stopped with it.
     Test modules take it with ``from etcd import etcd``."""
+    return start_etcd(sim)
+
+
+def start_etcd(sim) -> Etcd:
+    """etcd on ``sim``'s fabric (made if there is none yet: a topology
+    builder may have made it), stopped with the Sim."""
     from conftest import need, need_root
     need_root()
     need(os.access(ETCD, os.X_OK), f"needs {ETCD} (Debian's etcd-server)")
-    sim.fabric()
+    if getattr(sim, "_fabric", None) is None:
+        sim.fabric()
     e = Etcd(sim)
     e.start()
     return e

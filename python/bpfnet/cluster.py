@@ -63,7 +63,8 @@ Membership in another namespace while one runs (tests/netns/test_cluster.py
 checks the namespace of every thread of a member started from elsewhere).
 
 ``python -m bpfnet.cluster member --etcd URL --cluster C --host H --record JSON`` runs
-one Membership and prints one JSON line per view; ``python -m bpfnet.cluster admin URL
+one Membership and prints one JSON line per view (``--macs '[[VNI, MAC, [IP, ...]]]'``:
+publishes those MAC routes too and prints every host's, a ``macs`` line per view); ``python -m bpfnet.cluster admin URL
 status|revision|compact|put|del`` makes one etcd call (debugging aids; the tests, the
 demo and the bench use them).
 """

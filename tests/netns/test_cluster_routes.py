@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -23,7 +24,8 @@ import time
 import urllib.request
 
 from conftest import BPFNETCTL, need_tool, run_cli
-from etcd import Member, etcd  # noqa: F401 -- etcd: the fixture
+import floodtopo
+from etcd import Member, etcd, start_etcd  # noqa: F401 -- etcd: the fixture
 from floodtopo import RawEth, counters, flush_neighbours
 from neighframes import arp_request
 
@@ -146,8 +148,8 @@ def test_cut_off_member_catches_up_on_routes_after_compaction(sim, etcd):
 
 # --- agents ---------------------------------------------------------------------------
 
-TENANT_MAC = [f"02:00:00:0a:00:{i + 1:02x}" for i in range(3)]
-TENANT_IP = [f"192.168.0.{i + 1}" for i in range(3)]
+TENANT_MAC = [floodtopo.tenant_mac(i) for i in range(3)]
+TENANT_IP = [floodtopo.tenant_ip(i) for i in range(3)]
 
 
 def agent_file(i: int, url: str, routes: bool = True) -> str:
@@ -158,24 +160,19 @@ def agent_file(i: int, url: str, routes: bool = True) -> str:
 
 
 class Agents:
-    """n hosts by hand on the fabric (eth0 with its /24 only), a quiet tenant
-    t<i> in each br10, an agent per host (a process, its lines kept)."""
+    """n hosts by hand on the fabric (floodtopo: eth0 with its /24 only, a
+    quiet tenant t<i> in each br10, no bridge loaded), etcd on the same
+    fabric, an agent per host (a process, its lines kept)."""
 
-    def __init__(self, sim, etcd, n: int, routes: bool = True, extra0=()):
-        self.sim, self.etcd = sim, etcd
+    def __init__(self, sim, n: int, routes: bool = True, extra0=()):
+        topo = floodtopo.build(sim, n, load=False)
+        self.sim, self.etcd = sim, start_etcd(sim)
         self.dir = tempfile.mkdtemp(prefix="bpfnet-routes-")
-        self.hosts, self.tenants, self.procs, self.lines = [], [], {}, {}
+        sim.on_cleanup(shutil.rmtree, self.dir, True)
+        self.hosts, self.tenants, self.procs, self.lines = topo["hosts"], topo["tenants"], {}, {}
         for i in range(n):
-            h = sim.ns(f"h{i}")
-            sim.quiet(h, everything=False)
-            sim.veth(h, "eth0", sim._fabric, f"ph{i}")
-            sim.enslave(sim._fabric, f"ph{i}", "sw0")
-            sim.addr(h, "eth0", f"{vtep(i)}/24")
-            self.tenants.append(sim.tenant(h, f"t{i}", f"{TENANT_IP[i]}/24", "br10",
-                                           mac=TENANT_MAC[i], mtu=1400))
-            self.hosts.append(h)
             with open(self.file(i), "w") as f:
-                f.write(agent_file(i, etcd.url, routes))
+                f.write(agent_file(i, self.etcd.url, routes))
         for i in range(n):
             self.start(i, extra0 if i == 0 else ())
         for i in range(n):  # the file applied, etcd synced
@@ -274,9 +271,9 @@ def samples(url: str) -> dict:
     return out
 
 
-def test_agents_routes_install_move_death_and_ip_changing_mac(sim, etcd):
+def test_agents_routes_install_move_death_and_ip_changing_mac(sim):
     port = free_port()
-    a = Agents(sim, etcd, 3, extra0=["--metrics", f"127.0.0.1:{port}"])
+    a = Agents(sim, 3, extra0=["--metrics", f"127.0.0.1:{port}"])
     mac0, ip0 = TENANT_MAC[0], TENANT_IP[0]
     # (a) t0 sends one frame (an ARP request for an address nobody has)
     sim.ping(a.tenants[0], "192.168.0.254", count=1, deadline=2)
@@ -350,7 +347,7 @@ def test_agents_routes_install_move_death_and_ip_changing_mac(sim, etcd):
     # (e) h2's file turns routes off (SIGHUP): its keys leave etcd with its old lease (revoked)
     # and h0 drops its routes
     with open(a.file(2), "w") as f:
-        f.write(agent_file(2, etcd.url, routes=False))
+        f.write(agent_file(2, a.etcd.url, routes=False))
     a.procs[2].send_signal(signal.SIGHUP)
     assert a.wait(a.etcd_macs, set()) == set(), a.log(2)
     assert a.wait(lambda: a.routes(0), set()) == set(), a.log(0)
@@ -363,16 +360,16 @@ def scrape(url: str) -> str:
         return r.read().decode()
 
 
-def test_routes_false_publishes_nothing_and_metrics_say_so(sim, etcd):
+def test_routes_false_publishes_nothing_and_metrics_say_so(sim):
     p = free_port()
-    a = Agents(sim, etcd, 2, routes=False, extra0=["--metrics", f"127.0.0.1:{p}"])
+    a = Agents(sim, 2, routes=False, extra0=["--metrics", f"127.0.0.1:{p}"])
     assert sim.ping(a.tenants[0], TENANT_IP[1], count=2, interval=0.2) == 2
-    rows = a.wait(lambda: {r["host"] for r in a.json(0, "cluster", "show", "--etcd", etcd.url,
+    rows = a.wait(lambda: {r["host"] for r in a.json(0, "cluster", "show", "--etcd", a.etcd.url,
                                                      "--cluster", "test")}, {"h0", "h1"})
     assert rows == {"h0", "h1"}
     time.sleep(3)  # three publish periods of an agent that would publish
     assert a.etcd_macs() == set()
-    assert {r["host"]: r["macs"] for r in a.json(0, "cluster", "show", "--etcd", etcd.url,
+    assert {r["host"]: r["macs"] for r in a.json(0, "cluster", "show", "--etcd", a.etcd.url,
                                                  "--cluster", "test")} == {"h0": 0, "h1": 0}
     assert a.routes(0) == a.routes(1) == set()
     # config show -f: the file's [host] and [cluster] (routes = false) with what is loaded,

@@ -180,7 +180,11 @@ def test_flood_markdown():
            "2 of 2 |" in lines
     assert "| routes + suppression | 0.001 (0.001–0.001) | 5.000 (4.500–5.500) | 2 of 3 | " \
            "2/9 | 0 of 3 |" in lines
-    assert not any("left out" in ln for ln in lines)
+    assert not any("left out" in ln or "before their first frame" in ln for ln in lines)
+    early = flood_data()
+    early["cases"]["routes"][0]["new_tenants"][0]["known_before"] = 3
+    assert "1 new tenant(s) were known somewhere before their first frame: those times are " \
+           "not what they say." in floods.markdown(early)
     old = floods.markdown(flood_data({"routes": False, "suppress": False}))
     assert any(ln.startswith("This checkout has no routes and no suppress yet") for ln in old)
 
