@@ -2,7 +2,7 @@
 
     python -m bpfnet.bench.profile [--out DIR] [--seconds S] [--rounds N]
                                    [--variants kernel-mcast,bridge,mesh,no-encap]
-                                   [--tests tcp,udp] [--top N]
+                                   [--tests tcp,udp] [--cpu N] [--top N]
 
 Writes DIR/profile.md and DIR/profile.json (default build/bench) and prints
 the Markdown. Needs root, perf and bpftool, iperf3 and the built objects.
@@ -25,9 +25,12 @@ softirqs, and its share is reported apart). Reported per variant:
     device's transmit and receive, GRO, the bridge, the copies to and from
     user space, and the BPF programs;
   - each attached BPF program's own cost from the kernel's run-time stats
-    (kernel.bpf_stats_enabled on for the run, restored after): runs, ns per
-    run, and bytes per run (the average frame a program sees: GSO
-    super-frames on TCP).
+    (kernel.bpf_stats_enabled, on only for a pass of transfers of its own,
+    the old value restored after): runs, ns per run, and data per run (the
+    average frame a program sees: GSO super-frames on TCP).
+
+The traffic ends are pinned to one CPU (--cpu, default the last), as the
+bench's TCP measurement is.
 
 Everything runs inside the variants' namespaces; every transfer is bounded in
 time; the namespaces go on exit, failure or SIGTERM. The profile perturbs
@@ -318,7 +321,8 @@ class BpfStats:
 
 def tcp(v, seconds: float, rec_path: str | None, cpu: int | None = None
         ) -> tuple[float, set, set, dict]:
-    """One iperf3 stream (under perf into ``rec_path`` unless None): (KiB received, pids, tids, iperf3 figures)."""
+    """One iperf3 stream, under perf into ``rec_path`` unless None: (KiB
+    received, pids, tids, iperf3's figures)."""
     pin = ["-A", f"{cpu},{cpu}"] if cpu is not None else []
     client = v.sim.spawn(v.tenants[0], ["iperf3", "-c", tenant_ip(1), "-t", f"{seconds:g}",
                                         "-J", *pin], stdout=subprocess.PIPE,
@@ -333,9 +337,9 @@ def tcp(v, seconds: float, rec_path: str | None, cpu: int | None = None
     if "error" in j:
         raise RuntimeError(f"{v.key}: iperf3: {j['error']}")
     end = j["end"]
-    cpu = end.get("cpu_utilization_percent", {})
+    util = end.get("cpu_utilization_percent", {})
     bits = end["sum_received"]["bytes"] * 8
-    used = (cpu.get("host_total", 0) + cpu.get("remote_total", 0)) / 100 \
+    used = (util.get("host_total", 0) + util.get("remote_total", 0)) / 100 \
         * end["sum_received"]["seconds"]
     figures = {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
                "iperf3_cpu_s": used, "bits": bits}
@@ -344,7 +348,8 @@ def tcp(v, seconds: float, rec_path: str | None, cpu: int | None = None
 
 def udp(v, seconds: float, rec_path: str | None, cpu: int | None = None
         ) -> tuple[float, set, set, dict]:
-    """datapath's 64-byte blast (under perf unless ``rec_path`` is None): (frames delivered, pids, tids, figures)."""
+    """datapath's 64-byte blast, under perf unless ``rec_path`` is None:
+    (frames delivered, pids, tids, figures)."""
     tx = Blaster(v._tx, datapath.UDP_PAYLOAD)
     old = os.sched_getaffinity(0)
     if cpu is not None:
@@ -459,12 +464,13 @@ def markdown(data: dict) -> str:
     prof = data["profile"]
     tests = data["config"]["tests"]
     keys = [k for k, r in prof.items() if r["status"] == "ok"]
+    m = data["machine"]
     out = [f"# bpfnet data path profile, {data['started']}", "",
            f"`{data['command']}`: {data['config']['rounds']} interleaved rounds x "
            f"{data['config']['seconds']:g} s per variant and test, perf record -a -g, "
-           f"cpu-clock at {FREQ} Hz. Machine: {data['machine'].get('cpu', '?')}, "
-           f"{data['machine'].get('cores', '?')} cores, kernel {data['machine'].get('kernel', '?')};"
-           f" load average {data['loadavg_start'][0]:.2f} at the start, "
+           f"cpu-clock at {FREQ} Hz, traffic ends on CPU {data['config'].get('cpu')}. "
+           f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+           f"kernel {m.get('kernel', '?')}; load average {data['loadavg_start'][0]:.2f} at the start, "
            f"{data['loadavg_end'][0]:.2f} at the end.", ""]
     for k, r in prof.items():
         if r["status"] != "ok":
