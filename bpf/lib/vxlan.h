@@ -109,8 +109,8 @@ static __always_inline void vxlan_group_mac(__u8 *mac, const struct bpfnet_ip *i
  * ECMP paths and receive queues. As there (skb_get_hash), a hash the frame
  * carries already (a local socket's, or one computed earlier on its way)
  * is taken as it is; only a frame without one is dissected
- * (bpf_get_hash_recalc), which the profile showed to be a good part of
- * the egress program's cost per frame. */
+ * (bpf_get_hash_recalc, which would recompute even a hash the frame
+ * has). */
 static __always_inline __u16 vxlan_sport(struct __sk_buff *skb,
 					 const struct encap_cfg *ec)
 {
