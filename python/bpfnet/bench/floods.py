@@ -507,7 +507,8 @@ def run_case(name: str, n_hosts: int, warmup_s: float, window_s: float, new_tena
             dead = [i for i in live if hosts.agents[i].poll() is not None]
             if dead or time.monotonic() > end:
                 why = f"h{dead[0]} exited" if dead else "timeout"
-                return {"status": f"agents not ready ({why}): {hosts.log(dead[0] if dead else 0, 5)}"}
+                return {"status": f"agents not ready ({why}): "
+                                  f"{hosts.log(dead[0] if dead else 0, 5)}"}
             time.sleep(0.2)
         ready_s = time.monotonic() - t0
         log(f"floods: {case['label']}: {n_hosts} agents ready after {ready_s:.1f} s; "
