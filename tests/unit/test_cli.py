@@ -97,6 +97,7 @@ GOOD = [
      {"dry_run": True, "json": True}),
     (["config", "show"], "_config_show", {"json": False}),
     (["config", "show", "--json"], "_config_show", {"json": True}),
+    (["config", "show", "-f", "host.toml"], "_config_show", {"file": "host.toml", "json": False}),
     (["agent", "-f", "host.toml"], "_agent", {"file": "host.toml"}),
     (["agent", "--metrics", "127.0.0.1:9431", "--interval", "10", "--install-unit", "--dest",
       "/tmp/u"], "_agent", {"interval": 10, "install_unit": True, "dest": "/tmp/u"}),
@@ -106,6 +107,11 @@ GOOD = [
       "http://10.0.0.251:2379", "--cluster", "c1"], "_show",
      {"file": "h0.toml", "etcd": ["http://10.0.0.250:2379", "http://10.0.0.251:2379"],
       "cluster": "c1"}),
+    (["cluster", "macs"], "_macs", {"json": False, "vni": None, "host": None}),
+    (["cluster", "macs", "--json", "--vni", "10", "--host", "h1", "-f", "h0.toml", "--etcd",
+      "http://10.0.0.250:2379", "--cluster", "c1"], "_macs",
+     {"json": True, "vni": 10, "host": "h1", "file": "h0.toml",
+      "etcd": ["http://10.0.0.250:2379"], "cluster": "c1"}),
 ]
 
 # (argv, the exact usage error); what bpfnetctl prints after "bpfnetctl: error: "
@@ -179,6 +185,8 @@ BAD = [
     (["agent", "--metrics", "x"], "argument --metrics: invalid listen address 'x': want HOST:PORT"),
     (["cluster", "show", "x"], "unrecognized arguments: x"),
     (["cluster", "show", "--etcd"], "argument --etcd: expected one argument"),
+    (["cluster", "macs", "--vni", "0"], "argument --vni: invalid VNI '0': must be 1..16777215"),
+    (["cluster", "macs", "x"], "unrecognized arguments: x"),
 ]
 
 

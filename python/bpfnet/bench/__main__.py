@@ -5,7 +5,7 @@
 
 Writes DIR/bench.md and DIR/bench.json and prints the table. Needs root,
 iperf3 (datapath), etcd (cluster, floods) and the built objects (make).
-Takes about fifteen minutes in full (the floods about five); --quick (1
+Takes about fifteen minutes in full (the floods 3.5 a round); --quick (1
 round, 1 s, 100k test_run repeats, FDB up to 100k, shorter flood windows) is
 for development. SIGTERM, SIGINT or SIGHUP stops it: what was built is
 removed.

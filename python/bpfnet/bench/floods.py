@@ -506,8 +506,9 @@ def run_case(name: str, n_hosts: int, warmup_s: float, window_s: float, new_tena
         while not hosts.ready(live):
             dead = [i for i in live if hosts.agents[i].poll() is not None]
             if dead or time.monotonic() > end:
-                return {"status": f"agents not ready ({'h%d exited' % dead[0] if dead else 'timeout'}):"
-                                  f" {hosts.log(dead[0] if dead else 0, 5)}"}
+                why = f"h{dead[0]} exited" if dead else "timeout"
+                return {"status": f"agents not ready ({why}): "
+                                  f"{hosts.log(dead[0] if dead else 0, 5)}"}
             time.sleep(0.2)
         ready_s = time.monotonic() - t0
         log(f"floods: {case['label']}: {n_hosts} agents ready after {ready_s:.1f} s; "
@@ -616,7 +617,8 @@ def markdown(fl: dict) -> list[str]:
                 "out of the hosts' files (the bridge's defaults ran), so the cases differ only "
                 "in what is built.", ""]
     out += [md_table(["case", "floods / host / min", "of them: ARP, no binding",
-                      "of them: ARP for a tenant of the same host", "ARP answered on the host / min",
+                      "of them: ARP for a tenant of the same host",
+                      "ARP answered on the host / min",
                       "route entries in br_fdb", "datagrams answered / sent", "load avg"],
                      rows), "",
             "The same floods by kind, from the fabric (per host per minute):", "",
