@@ -151,6 +151,20 @@ static __always_inline int local_learn(void *local, void *last, __u32 vni, const
 	return 1;
 }
 
+/* Whether {@vni, @mac} is a tenant of this host: in br_local and seen within
+ * @ageing_s seconds (what local_macs() lists). */
+static __always_inline int local_known(void *local, __u32 vni, const __u8 *mac, __u32 ageing_s)
+{
+	struct br_local_key key = {};
+	struct br_local_val *v;
+
+	key.vni = vni;
+	eth_copy(key.mac, mac);
+	v = bpf_map_lookup_elem(local, &key);
+	return v && (__s64)(bpf_ktime_get_coarse_ns() - v->seen_ns) <=
+		    (__s64)((__u64)ageing_s * NSEC_PER_SEC);
+}
+
 /* Forgets {@vni, @mac} in br_local (the MAC came from the tunnel: it is a
  * remote tenant now). Returns 1 if it was there. */
 static __always_inline int local_forget(void *local, __u32 vni, const __u8 *mac)

@@ -36,8 +36,8 @@ enum neigh_answered {
 	NEIGH_ND_UNKNOWN,       /* NS, no binding: forward (flood) */
 	NEIGH_ARP_REPLY,        /* rewritten into the ARP reply */
 	NEIGH_ND_REPLY,         /* rewritten into the neighbour advertisement */
-	NEIGH_ARP_LOCAL,        /* ARP request for a local binding: forward */
-	NEIGH_ND_LOCAL,         /* NS for a local binding: forward */
+	NEIGH_ARP_LOCAL,        /* ARP request for a local binding (owner set) */
+	NEIGH_ND_LOCAL,         /* NS for a local binding (owner set) */
 };
 
 #define BR_NEIGH_F_NO_AGEING (BR_NEIGH_F_STATIC | BR_NEIGH_F_ROUTE)
@@ -140,7 +140,7 @@ static __always_inline void arp_reply_build(struct wire_eth *eth, struct wire_ar
 }
 
 static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
-					    __u32 vni, __u32 ageing_s, int answer)
+					    __u32 vni, __u32 ageing_s, int answer, __u8 *owner)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -164,8 +164,10 @@ static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ARP_UNKNOWN;
-	if (nv->flags & BR_NEIGH_F_LOCAL)
+	if (nv->flags & BR_NEIGH_F_LOCAL) {
+		eth_copy(owner, nv->mac);
 		return NEIGH_ARP_LOCAL;
+	}
 	__sync_fetch_and_add(&nv->replies, 1);
 	arp_reply_build(eth, arp, nv->mac);
 	return NEIGH_ARP_REPLY;
@@ -225,7 +227,7 @@ static __always_inline int nd_na_build(struct __sk_buff *skb, const __u8 *mac)
 }
 
 static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
-					   __u32 vni, __u32 ageing_s, int answer)
+					   __u32 vni, __u32 ageing_s, int answer, __u8 *owner)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -252,8 +254,10 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ND_UNKNOWN;
-	if (nv->flags & BR_NEIGH_F_LOCAL)
+	if (nv->flags & BR_NEIGH_F_LOCAL) {
+		eth_copy(owner, nv->mac);
 		return NEIGH_ND_LOCAL;
+	}
 	eth_copy(mac, nv->mac);
 	if (nd_na_build(skb, mac))
 		return NEIGH_PASS; /* could not resize: let the request go */
@@ -264,9 +268,11 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 /* On a port's egress: answers a broadcast ARP request or a multicast NS for
  * a bound IP of @vni in place (the caller redirects the frame back into the
  * port); with @answer zero (suppression off) only classifies it (unknown).
+ * A request for a binding of this host's tenants is left as it is, and the
+ * binding's MAC is copied to @owner (6 bytes) for the caller to decide.
  * Packet pointers die here. Returns an enum neigh_answered. */
 static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
-					__u32 vni, __u32 ageing_s, int answer)
+					__u32 vni, __u32 ageing_s, int answer, __u8 *owner)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -275,9 +281,9 @@ static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
 	if ((void *)(eth + 1) > data_end || !eth_is_multicast(eth->dst))
 		return NEIGH_PASS;
 	if (eth->proto == bpf_htons(ETH_P_ARP))
-		return neigh_answer_arp(skb, neigh, vni, ageing_s, answer);
+		return neigh_answer_arp(skb, neigh, vni, ageing_s, answer, owner);
 	if (eth->proto == bpf_htons(ETH_P_IPV6))
-		return neigh_answer_nd(skb, neigh, vni, ageing_s, answer);
+		return neigh_answer_nd(skb, neigh, vni, ageing_s, answer, owner);
 	return NEIGH_PASS;
 }
 

@@ -11,7 +11,8 @@ installed command (``fdb show``, ``neigh show``, ``status``, ``load``).
   the routed IP is answered on the host (nothing reaches the remote host),
   and with ``load bridge --suppress off`` it floods (``arp_flood``) instead;
 - route entries survive a ``load`` upgrade; a static entry wins over a route;
-  an empty set removes them; bad input changes nothing."""
+  an empty set removes them; bad input changes nothing;
+- an ARP request for a tenant of the same host is kept off the tunnel."""
 import pytest
 
 from conftest import built
@@ -212,6 +213,25 @@ def test_vni_del_removes_route_entries(topo):
     sim.bpfnetctl("vni", "add", "10", "--bridge", "br10", netns_=h0)
     assert rows(sim, h0) == [] and rows(sim, h0, "neigh") == []
     assert local_macs(sim, h0) == []
+
+
+def test_arp_for_a_tenant_of_the_same_host_stays_off_the_tunnel(topo):
+    """A second tenant on h0 asks for t0, a tenant of h0 (known: its frames
+    crossed the port, its IP is a local binding): h0's bridge delivers the
+    request to t0, and the port keeps it off the tunnel (``arp_local``), as
+    the kernel's neigh_suppress does; nothing reaches h1."""
+    sim, (h0, h1), (t0, t1) = topo["sim"], topo["hosts"], topo["tenants"]
+    ft.flush_neighbours(sim, t0)  # so that t0 claims its IP in an ARP request
+    assert sim.ping(t0, ft.tenant_ip(1), count=1) == 1
+    t0b = sim.tenant(h0, "t0b", "192.168.0.11/24", "br10", mac="02:00:00:0a:00:11", mtu=1400)
+    b0, b1, rx1 = ft.counters(sim, h0), ft.counters(sim, h1), ft.rx_packets(sim, t1)
+    assert sim.ping(t0b, ft.tenant_ip(0), count=3) == 3
+    # t0b's request: seen (its MAC and IP are h0's tenants now), not tunnelled
+    assert ft.delta(ft.counters(sim, h0), b0) == {"arp_local": 1, "local_learn": 1,
+                                                  "local_neigh": 1}
+    assert ft.delta(ft.counters(sim, h1), b1) == {}
+    assert ft.rx_packets(sim, t1) == rx1
+    assert {"vni": 10, "mac": "02:00:00:0a:00:11", "ips": ["192.168.0.11"]} in local_macs(sim, h0)
 
 
 @pytest.fixture(scope="module")

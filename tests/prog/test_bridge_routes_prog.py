@@ -12,6 +12,7 @@ import pytest
 
 from neighframes import arp_reply, arp_request, na, ns, parse_arp
 from packets import MAC_A, MAC_B, pkt_v4
+from runner import TC_ACT_SHOT
 from test_bridge_floods_prog import (IP6_A, IP6_R, IP_A, IP_R, MAC_R, PORT, U32, answered,
                                      flooded, harness)
 from test_bridge_floods_prog import Bridge as _Bridge
@@ -152,17 +153,33 @@ def test_no_claim_without_an_address(br, what, frame):
     assert "local_neigh" not in br.counters(), what
 
 
-def test_a_request_for_a_local_binding_is_not_answered(br):
-    br.egress(arp_request(MAC_R, IP_R, IP_R))  # a tenant of this host announces IP_R
+def test_a_request_for_a_local_tenant_stays_off_the_tunnel(br):
+    # a tenant of this host announces IP_R (and, below, IP6_R): its frames
+    # passed the port, so its MAC is in br_local
+    br.egress(arp_request(MAC_R, IP_R, IP_R))
     req = arp_request(MAC_B, "192.168.0.9", IP_R)
     r = br.egress(req)
-    assert flooded(r) and r.data == req  # its owner answers on the tenants' bridge
+    assert r.retval == TC_ACT_SHOT and r.data == req  # not answered, not tunnelled:
+    # its owner answers on the tenants' bridge, which delivered it already
     br.egress(ns(MAC_R, IP6_R, IP6_A))
     req6 = ns(MAC_B, "fd10::9", IP6_R)
-    assert flooded(br.egress(req6))
+    assert br.egress(req6).retval == TC_ACT_SHOT
     # the announcement is no request; the NS for IP6_A has no binding
-    assert br.counters() == {"local_learn": 2, "local_neigh": 4, "flood": 4, "arp_local": 1,
+    assert br.counters() == {"local_learn": 2, "local_neigh": 4, "flood": 2, "arp_local": 1,
                              "nd_local": 1, "nd_flood": 1}
+
+
+def test_a_request_for_a_local_binding_whose_mac_is_gone_floods(br):
+    br.egress(arp_request(MAC_R, IP_R, IP_R))
+    br.egress(ns(MAC_R, IP6_R, IP6_A))
+    br.local.discard(BrLocalKey(vni=10, mac=mac_pack(MAC_R)))  # no longer a tenant here
+    br.last.zero(0)
+    req = arp_request(MAC_B, "192.168.0.9", IP_R)
+    r = br.egress(req)
+    assert flooded(r) and r.data == req
+    assert flooded(br.egress(ns(MAC_B, "fd10::9", IP6_R)))
+    assert br.counters() == {"local_learn": 2, "local_neigh": 4, "flood": 4, "arp_flood": 1,
+                             "nd_flood": 2}
 
 
 def test_a_local_claim_replaces_a_route_binding_not_a_static_one(br):
