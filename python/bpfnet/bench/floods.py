@@ -617,7 +617,7 @@ def markdown(fl: dict) -> list[str]:
                 "out of the hosts' files (the bridge's defaults ran), so the cases differ only "
                 "in what is built.", ""]
     out += [md_table(["case", "floods / host / min", "of them: ARP, no binding",
-                      "of them: ARP for a tenant of the same host",
+                      "ARP for a tenant of the same host, kept home / min",
                       "ARP answered on the host / min",
                       "route entries in br_fdb", "datagrams answered / sent", "load avg"],
                      rows), "",
