@@ -82,6 +82,7 @@ demo: deps all
 BENCH_ARGS ?=
 bench: deps all
 	$(Q)$(PY) -m bpfnet.bench --out $(OUTPUT)/bench $(BENCH_ARGS)
+	$(Q)$(PY) -m bpfnet.bench.profile --out $(OUTPUT)/bench $(PROFILE_ARGS)
 
 KERNEL ?=
 vmtest: deps all

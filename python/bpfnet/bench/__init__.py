@@ -14,6 +14,14 @@ variant from the same run.
     control.py   `bpfnetctl load bridge` as a whole process; FDB provisioning
                  and dumps, bpfnet batch map operations against the kernel
                  FDB over netlink
+    cluster.py   20 hosts with agents and etcd: how long a leave, a join and
+                 a key take to reach every other host; an agent's cost at rest
+    floods.py    10 hosts with agents and etcd, 4 tenants each: floods per host
+                 per minute with learning only and with MAC/IP routes + ARP/ND
+                 suppression; how long until every host knows a new MAC
+    profile.py   `python -m bpfnet.bench.profile` (the second step of `make
+                 bench`): perf profiles of the datapath variants, where the
+                 CPU time goes per KiB (TCP) and per frame (64 B UDP)
     report.py    summaries, the targets, the Markdown tables and the JSON file
 
 Benchmarks are not tests: nothing here asserts a time.
