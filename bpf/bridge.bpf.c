@@ -316,7 +316,7 @@ int bridge_egress(struct __sk_buff *skb)
 	struct encap_cfg *ec;
 	__u32 port = skb->ifindex, zero = 0;
 	__u8 owner[ETH_ALEN] = {};
-	int aged = 0, ret;
+	int aged = 0, na, ret;
 
 	cfg = br_cfg_get();
 	if (!cfg || !cfg->vxlan_ifindex) {
@@ -339,8 +339,16 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(br_route_stats, local_learn);
 	if (neigh_learn(skb, &br_neigh, pv->vni, 1))
 		stats_inc(br_route_stats, local_neigh);
-	switch (neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s,
-			     !(cfg->flags & BR_CFG_F_NO_SUPPRESS), owner)) {
+	na = neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s,
+			  !(cfg->flags & BR_CFG_F_NO_SUPPRESS), owner);
+	/* A request for a tenant of this host, which the tenants' bridge has
+	 * already delivered it to, stays off the tunnel while that tenant is
+	 * known here (as the kernel's neigh_suppress does); a local binding
+	 * whose MAC is no longer here floods as an unknown one. */
+	if ((na == NEIGH_ARP_LOCAL || na == NEIGH_ND_LOCAL) &&
+	    !local_known(&br_local, pv->vni, owner, cfg->ageing_s))
+		na = na == NEIGH_ARP_LOCAL ? NEIGH_ARP_UNKNOWN : NEIGH_ND_UNKNOWN;
+	switch (na) {
 	case NEIGH_ARP_REPLY:
 		stats_inc(br_supp_stats, arp_reply);
 		return redirect_to(skb, port, BPF_F_INGRESS);
@@ -354,23 +362,11 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(br_supp_stats, nd_flood);
 		break;
 	case NEIGH_ARP_LOCAL:
-		/* for a tenant of this host, which the tenants' bridge has
-		 * already delivered it to: kept off the tunnel while that
-		 * tenant is known here (as the kernel's neigh_suppress does);
-		 * a binding whose MAC is no longer local floods */
-		if (local_known(&br_local, pv->vni, owner, cfg->ageing_s)) {
-			stats_inc(br_route_stats, arp_local);
-			return TC_ACT_SHOT;
-		}
-		stats_inc(br_supp_stats, arp_flood);
-		break;
+		stats_inc(br_route_stats, arp_local);
+		return TC_ACT_SHOT;
 	case NEIGH_ND_LOCAL:
-		if (local_known(&br_local, pv->vni, owner, cfg->ageing_s)) {
-			stats_inc(br_route_stats, nd_local);
-			return TC_ACT_SHOT;
-		}
-		stats_inc(br_supp_stats, nd_flood);
-		break;
+		stats_inc(br_route_stats, nd_local);
+		return TC_ACT_SHOT;
 	}
 	eth = eth_hdr_get(skb); /* after neigh_answer: the frame may have changed */
 	if (!eth) {
