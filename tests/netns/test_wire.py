@@ -1,7 +1,8 @@
 """Wire compatibility with the kernel's own VXLAN: a bpfnet host and a host
 whose VNI runs on `ip link add vx0 type vxlan ...` exchange ARP, pings, TCP
-and broadcasts in one VNI, each way, and tshark dissects what bpfnet sends
-as VXLAN with the right VNI and good checksums.
+and broadcasts in one VNI, each way, the monitor on both hosts counts them
+exactly, and tshark dissects what bpfnet sends as VXLAN with the right VNI
+and good checksums.
 
       tb 192.168.10.1/24                      tk 192.168.10.2/24
         | br10                                  | br10
@@ -203,6 +204,40 @@ def test_broadcasts_cross_exactly_once_each_way(topo):
     tenants = {"tb": topo["tb"], "tk": topo["tk"]}
     assert broadcast_copies(topo["tb"], tenants, count=n, expect=n) == {"tb": 0, "tk": n}
     assert broadcast_copies(topo["tk"], tenants, count=n, expect=n) == {"tb": n, "tk": 0}
+
+
+def test_the_monitor_counts_both_hosts_frames_exactly(topo):
+    """The monitor on each host's underlay (eth0) counts the pings of one
+    flow exactly, each way: bpfnet's frames as they leave it and as the
+    kernel host receives them, the kernel's as they leave and as the bpfnet
+    host receives them (outer + inner addresses, VNI, packets, whole-frame
+    bytes)."""
+    from test_monitor import entry, flows
+    sim, hb, hk, fam = topo["sim"], topo["hb"], topo["hk"], topo["family"]
+    ob, ok = under(0, fam), under(1, fam)
+    ib, ik = "192.168.10.1", "192.168.10.2"
+    n, size = 7, 200
+    frame = (50 if fam == 4 else 70) + 14 + 20 + 8 + size  # outer + inner ICMP frame
+    for h in (hb, hk):
+        sim.bpfnetctl("load", "monitor", "--dev", "eth0", netns_=h)
+    try:
+        assert sim.ping_until(topo["tb"], ik)
+        before = {h: flows(sim, h) for h in (hb, hk)}
+        assert sim.ping(topo["tb"], ik, count=n, size=size, interval=0.05) == n
+        after = {h: flows(sim, h) for h in (hb, hk)}
+
+        def moved(h):
+            # one flow a pair: the monitor keys it lower outer address first
+            a, b = (entry(x[h], VNI, ob, ok, ib, ik) for x in (after, before))
+            return {k: a[k] - b[k] for k in ("tx_pkts", "tx_bytes", "rx_pkts", "rx_bytes")}
+        # hb sends n echo requests (bpfnet's frames) and receives n replies
+        # (the kernel's); hk the other way round: each counts both exactly
+        both = {"tx_pkts": n, "tx_bytes": n * frame, "rx_pkts": n, "rx_bytes": n * frame}
+        assert moved(hb) == both
+        assert moved(hk) == both
+    finally:
+        for h in (hb, hk):
+            sim.bpfnetctl("unload", "monitor", netns_=h)
 
 
 def test_tshark_dissects_bpfnets_frames_as_vxlan(topo, tmp_path):
