@@ -315,7 +315,6 @@ int bridge_egress(struct __sk_buff *skb)
 	struct encap_stats *st;
 	struct encap_cfg *ec;
 	__u32 port = skb->ifindex, zero = 0;
-	__u8 owner[ETH_ALEN] = {};
 	int aged = 0, na, ret;
 
 	cfg = br_cfg_get();
@@ -339,15 +338,9 @@ int bridge_egress(struct __sk_buff *skb)
 		stats_inc(br_route_stats, local_learn);
 	if (neigh_learn(skb, &br_neigh, pv->vni, 1))
 		stats_inc(br_route_stats, local_neigh);
-	na = neigh_answer(skb, &br_neigh, pv->vni, cfg->ageing_s,
-			  !(cfg->flags & BR_CFG_F_NO_SUPPRESS), owner);
-	/* A request for a tenant of this host, which the tenants' bridge has
-	 * already delivered it to, stays off the tunnel while that tenant is
-	 * known here (as the kernel's neigh_suppress does); a local binding
-	 * whose MAC is no longer here floods as an unknown one. */
-	if ((na == NEIGH_ARP_LOCAL || na == NEIGH_ND_LOCAL) &&
-	    !local_known(&br_local, pv->vni, owner, cfg->ageing_s))
-		na = na == NEIGH_ARP_LOCAL ? NEIGH_ARP_UNKNOWN : NEIGH_ND_UNKNOWN;
+	/* (a request for a tenant of this host is *_LOCAL: kept off the tunnel) */
+	na = neigh_answer(skb, &br_neigh, &br_local, pv->vni, cfg->ageing_s,
+			  !(cfg->flags & BR_CFG_F_NO_SUPPRESS));
 	switch (na) {
 	case NEIGH_ARP_REPLY:
 		stats_inc(br_supp_stats, arp_reply);

@@ -25,6 +25,7 @@
 
 #include "lib/common.h"
 #include "lib/eth.h"
+#include "lib/fdb.h"
 #include "lib/ip.h"
 #include "lib/wire.h"
 #include "bridge.h"
@@ -36,8 +37,8 @@ enum neigh_answered {
 	NEIGH_ND_UNKNOWN,       /* NS, no binding: forward (flood) */
 	NEIGH_ARP_REPLY,        /* rewritten into the ARP reply */
 	NEIGH_ND_REPLY,         /* rewritten into the neighbour advertisement */
-	NEIGH_ARP_LOCAL,        /* ARP request for a local binding (owner set) */
-	NEIGH_ND_LOCAL,         /* NS for a local binding (owner set) */
+	NEIGH_ARP_LOCAL,        /* ARP request for a tenant of this host: drop */
+	NEIGH_ND_LOCAL,         /* NS for a tenant of this host: drop */
 };
 
 #define BR_NEIGH_F_NO_AGEING (BR_NEIGH_F_STATIC | BR_NEIGH_F_ROUTE)
@@ -139,8 +140,8 @@ static __always_inline void arp_reply_build(struct wire_eth *eth, struct wire_ar
 	__builtin_memcpy(arp->spa, ip, 4);
 }
 
-static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
-					    __u32 vni, __u32 ageing_s, int answer, __u8 *owner)
+static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh, void *local,
+					    __u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -164,10 +165,9 @@ static __always_inline int neigh_answer_arp(struct __sk_buff *skb, void *neigh,
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ARP_UNKNOWN;
-	if (nv->flags & BR_NEIGH_F_LOCAL) {
-		eth_copy(owner, nv->mac);
-		return NEIGH_ARP_LOCAL;
-	}
+	if (nv->flags & BR_NEIGH_F_LOCAL)
+		return local_known(local, vni, nv->mac, ageing_s) ? NEIGH_ARP_LOCAL
+								  : NEIGH_ARP_UNKNOWN;
 	__sync_fetch_and_add(&nv->replies, 1);
 	arp_reply_build(eth, arp, nv->mac);
 	return NEIGH_ARP_REPLY;
@@ -226,8 +226,8 @@ static __always_inline int nd_na_build(struct __sk_buff *skb, const __u8 *mac)
 	return 0;
 }
 
-static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
-					   __u32 vni, __u32 ageing_s, int answer, __u8 *owner)
+static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh, void *local,
+					   __u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -254,10 +254,9 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 	nv = neigh_get(neigh, vni, &tip, ageing_s);
 	if (!nv)
 		return NEIGH_ND_UNKNOWN;
-	if (nv->flags & BR_NEIGH_F_LOCAL) {
-		eth_copy(owner, nv->mac);
-		return NEIGH_ND_LOCAL;
-	}
+	if (nv->flags & BR_NEIGH_F_LOCAL)
+		return local_known(local, vni, nv->mac, ageing_s) ? NEIGH_ND_LOCAL
+								  : NEIGH_ND_UNKNOWN;
 	eth_copy(mac, nv->mac);
 	if (nd_na_build(skb, mac))
 		return NEIGH_PASS; /* could not resize: let the request go */
@@ -268,11 +267,14 @@ static __always_inline int neigh_answer_nd(struct __sk_buff *skb, void *neigh,
 /* On a port's egress: answers a broadcast ARP request or a multicast NS for
  * a bound IP of @vni in place (the caller redirects the frame back into the
  * port); with @answer zero (suppression off) only classifies it (unknown).
- * A request for a binding of this host's tenants is left as it is, and the
- * binding's MAC is copied to @owner (6 bytes) for the caller to decide.
+ * A request for a binding of this host's tenants (BR_NEIGH_F_LOCAL) whose MAC
+ * is still one of them (in @local, br_local, within the ageing time) is
+ * *_LOCAL: the tenants' bridge has delivered it to its owner already, so the
+ * caller keeps it off the tunnel, as the kernel's neigh_suppress does; a local
+ * binding whose MAC is no longer here is unknown (it floods).
  * Packet pointers die here. Returns an enum neigh_answered. */
-static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
-					__u32 vni, __u32 ageing_s, int answer, __u8 *owner)
+static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh, void *local,
+					__u32 vni, __u32 ageing_s, int answer)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -281,9 +283,9 @@ static __always_inline int neigh_answer(struct __sk_buff *skb, void *neigh,
 	if ((void *)(eth + 1) > data_end || !eth_is_multicast(eth->dst))
 		return NEIGH_PASS;
 	if (eth->proto == bpf_htons(ETH_P_ARP))
-		return neigh_answer_arp(skb, neigh, vni, ageing_s, answer, owner);
+		return neigh_answer_arp(skb, neigh, local, vni, ageing_s, answer);
 	if (eth->proto == bpf_htons(ETH_P_IPV6))
-		return neigh_answer_nd(skb, neigh, vni, ageing_s, answer, owner);
+		return neigh_answer_nd(skb, neigh, local, vni, ageing_s, answer);
 	return NEIGH_PASS;
 }
 
