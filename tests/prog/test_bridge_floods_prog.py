@@ -162,7 +162,7 @@ def test_arp_request_for_an_unknown_ip_floods_and_is_counted(br):
     ("reply", arp_reply(MAC_A, IP_A, "ff:ff:ff:ff:ff:ff", IP_R)),
     ("not IPv4", arp_request(MAC_A, IP_A, IP_R)[:16] + b"\x86\xdd" + arp_request(MAC_A, IP_A, IP_R)[18:]),
     ("truncated", arp_request(MAC_A, IP_A, IP_R)[:41]),
-])
+], ids=["gratuitous", "probe", "reply", "not IPv4", "truncated"])
 def test_arp_never_answered(br, what, frame):
     never_answered(br, what, frame)
 
@@ -237,7 +237,7 @@ def test_ns_for_an_unknown_ip_floods_and_is_counted(br):
     ("hop limit 64", ns(MAC_A, IP6_A, IP6_R, hlim=64)),
     ("truncated", ns(MAC_A, IP6_A, IP6_R)[:70]),
     ("an NA", na(MAC_A, IP6_A, "33:33:00:00:00:01", "ff02::1")),
-])
+], ids=["DAD", "hop limit 64", "truncated", "an NA"])
 def test_nd_never_answered(br, what, frame):
     never_answered(br, what, frame)
 

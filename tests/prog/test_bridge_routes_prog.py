@@ -132,7 +132,11 @@ def test_the_mac_from_the_tunnel_is_forgotten_as_local(br):
     ("ARP announcement", arp_request(MAC_A, IP_A, IP_A), IP_A),
     ("NS with the source link-layer option", ns(MAC_A, IP6_A, IP6_R), IP6_A),
     ("NA with the target link-layer option", na(MAC_A, IP6_A, MAC_B, "fd10::9"), IP6_A),
-])
+], ids=["ARP request",
+        "ARP reply",
+        "ARP announcement",
+        "NS with the source link-layer option",
+        "NA with the target link-layer option"])
 def test_a_claim_toward_the_tunnel_is_a_local_binding(br, what, frame, ip):
     br.egress(frame)
     b = br.binding(ip)
@@ -146,7 +150,7 @@ def test_a_claim_toward_the_tunnel_is_a_local_binding(br, what, frame, ip):
     ("ARP probe", arp_request(MAC_A, "0.0.0.0", IP_A)),
     ("DAD", ns(MAC_A, "::", IP6_A, sll=False)),
     ("NS without the option", ns(MAC_A, IP6_A, IP6_R, sll=False)),
-])
+], ids=["ARP probe", "DAD", "NS without the option"])
 def test_no_claim_without_an_address(br, what, frame):
     br.egress(frame)
     assert len(br.neigh) == 0, what
