@@ -45,7 +45,6 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 {
 	struct br_fdb_key key = {};
 	struct br_fdb_val *old, val = {};
-	__u64 now;
 
 	eth_copy(key.mac, mac);
 	key.port = port;
@@ -61,10 +60,7 @@ static __always_inline int fdb_learn(void *fdb, const __u8 *mac, __u32 port,
 		__sync_fetch_and_add(&old->rx_pkts, 1);
 		if (old->flags & BR_FDB_F_ROUTE)
 			return FDB_REFRESHED; /* not aged */
-		/* one write a second is enough for ageing */
-		now = bpf_ktime_get_coarse_ns();
-		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
-			old->seen_ns = now;
+		stamp_refresh(&old->seen_ns, bpf_ktime_get_coarse_ns());
 		return FDB_REFRESHED;
 	}
 	val.remote = *remote;
@@ -94,16 +90,14 @@ static __always_inline struct br_fdb_val *fdb_lookup(void *fdb, const __u8 *mac,
 {
 	struct br_fdb_key key = {};
 	struct br_fdb_val *fv;
-	__u64 now;
 
 	eth_copy(key.mac, mac);
 	key.port = port;
 	fv = bpf_map_lookup_elem(fdb, &key);
 	if (!fv)
 		return NULL;
-	now = bpf_ktime_get_coarse_ns();
 	if (!(fv->flags & BR_FDB_F_NO_AGEING) &&
-	    (__s64)(now - fv->seen_ns) > (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
+	    stamp_older(bpf_ktime_get_coarse_ns(), fv->seen_ns, ageing_s)) {
 		bpf_map_delete_elem(fdb, &key);
 		*aged = 1;
 		return NULL;
@@ -142,8 +136,7 @@ static __always_inline int local_learn(void *local, void *last, __u32 vni, const
 	}
 	old = bpf_map_lookup_elem(local, &key);
 	if (old) {
-		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
-			old->seen_ns = now;
+		stamp_refresh(&old->seen_ns, now);
 		return 0;
 	}
 	val.seen_ns = val.first_ns = bpf_ktime_get_ns();
@@ -161,8 +154,7 @@ static __always_inline int local_known(void *local, __u32 vni, const __u8 *mac, 
 	key.vni = vni;
 	eth_copy(key.mac, mac);
 	v = bpf_map_lookup_elem(local, &key);
-	return v && (__s64)(bpf_ktime_get_coarse_ns() - v->seen_ns) <=
-		    (__s64)((__u64)ageing_s * NSEC_PER_SEC);
+	return v && !stamp_older(bpf_ktime_get_coarse_ns(), v->seen_ns, ageing_s);
 }
 
 /* Forgets {@vni, @mac} in br_local (the MAC came from the tunnel: it is a

@@ -67,8 +67,7 @@ static __always_inline struct br_neigh_val *neigh_get(void *neigh, __u32 vni,
 	nv = bpf_map_lookup_elem(neigh, &key);
 	if (!nv || (nv->flags & BR_NEIGH_F_NO_AGEING))
 		return nv;
-	if ((__s64)(bpf_ktime_get_coarse_ns() - nv->seen_ns) >
-	    (__s64)((__u64)ageing_s * NSEC_PER_SEC)) {
+	if (stamp_older(bpf_ktime_get_coarse_ns(), nv->seen_ns, ageing_s)) {
 		bpf_map_delete_elem(neigh, &key);
 		return NULL;
 	}
@@ -85,7 +84,6 @@ static __always_inline int neigh_set(void *neigh, __u32 vni,
 {
 	struct br_neigh_key key = {};
 	struct br_neigh_val *old, val = {};
-	__u64 now;
 
 	if (eth_is_multicast(mac) || ip_is_zero(ip))
 		return 0;
@@ -97,9 +95,7 @@ static __always_inline int neigh_set(void *neigh, __u32 vni,
 	if (old && eth_equal(old->mac, mac) && !(old->flags & BR_NEIGH_F_LOCAL) == !local) {
 		if (old->flags & BR_NEIGH_F_ROUTE)
 			return 0; /* not aged */
-		now = bpf_ktime_get_coarse_ns();
-		if ((__s64)(now - old->seen_ns) > (__s64)NSEC_PER_SEC)
-			old->seen_ns = now;
+		stamp_refresh(&old->seen_ns, bpf_ktime_get_coarse_ns());
 		return 0;
 	}
 	eth_copy(val.mac, mac);
