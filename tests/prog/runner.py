@@ -68,6 +68,13 @@ def ids(case: Case) -> str:
     return case.id
 
 
+def named(rows) -> list:
+    """Rows of a ``parametrize`` whose first item says what the row is: that
+    is the row's id (a frame's bytes would make one that the VM's junit
+    names do not keep)."""
+    return [pytest.param(*r, id=r[0]) for r in rows]
+
+
 def check(dut, case: Case):
     """Runs one row on a fresh harness and asserts all it says."""
     if case.setup:

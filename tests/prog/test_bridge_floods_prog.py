@@ -15,6 +15,7 @@ from conftest import need_root
 from inject import Injector
 from neighframes import arp_reply, arp_request, na, ns, parse_arp, parse_na
 from packets import MAC_A, MAC_B, pkt_v4
+from runner import named
 
 from bpfnet import abi, libbpf
 from bpfnet.abi import (BrCfg, BrFdbKey, BrFdbVal, BrNeighKey, BrNeighVal, BrPortVal,
@@ -156,13 +157,13 @@ def test_arp_request_for_an_unknown_ip_floods_and_is_counted(br):
     assert br.counters() == {"arp_flood": 1, "flood": 1}
 
 
-@pytest.mark.parametrize("what,frame", [
+@pytest.mark.parametrize("what,frame", named([
     ("gratuitous", arp_request(MAC_A, IP_R, IP_R)),
     ("probe", arp_request(MAC_A, "0.0.0.0", IP_R)),
     ("reply", arp_reply(MAC_A, IP_A, "ff:ff:ff:ff:ff:ff", IP_R)),
     ("not IPv4", arp_request(MAC_A, IP_A, IP_R)[:16] + b"\x86\xdd" + arp_request(MAC_A, IP_A, IP_R)[18:]),
     ("truncated", arp_request(MAC_A, IP_A, IP_R)[:41]),
-], ids=["gratuitous", "probe", "reply", "not IPv4", "truncated"])
+]))
 def test_arp_never_answered(br, what, frame):
     never_answered(br, what, frame)
 
@@ -232,12 +233,12 @@ def test_ns_for_an_unknown_ip_floods_and_is_counted(br):
     assert br.counters() == {"nd_flood": 1, "flood": 1}
 
 
-@pytest.mark.parametrize("what,frame", [
+@pytest.mark.parametrize("what,frame", named([
     ("DAD", ns(MAC_A, "::", IP6_R, sll=False)),
     ("hop limit 64", ns(MAC_A, IP6_A, IP6_R, hlim=64)),
     ("truncated", ns(MAC_A, IP6_A, IP6_R)[:70]),
     ("an NA", na(MAC_A, IP6_A, "33:33:00:00:00:01", "ff02::1")),
-], ids=["DAD", "hop limit 64", "truncated", "an NA"])
+]))
 def test_nd_never_answered(br, what, frame):
     never_answered(br, what, frame)
 

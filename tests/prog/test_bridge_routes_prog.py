@@ -12,7 +12,7 @@ import pytest
 
 from neighframes import arp_reply, arp_request, na, ns, parse_arp
 from packets import MAC_A, MAC_B, pkt_v4
-from runner import TC_ACT_SHOT
+from runner import TC_ACT_SHOT, named
 from test_bridge_floods_prog import (IP6_A, IP6_R, IP_A, IP_R, MAC_R, PORT, U32, answered,
                                      flooded, harness)
 from test_bridge_floods_prog import Bridge as _Bridge
@@ -126,17 +126,13 @@ def test_the_mac_from_the_tunnel_is_forgotten_as_local(br):
 
 # --- local bindings: the IPs this host's tenants claim ---------------------------------
 
-@pytest.mark.parametrize("what,frame,ip", [
+@pytest.mark.parametrize("what,frame,ip", named([
     ("ARP request", arp_request(MAC_A, IP_A, IP_R), IP_A),
     ("ARP reply", arp_reply(MAC_A, IP_A, MAC_B, "192.168.0.9"), IP_A),
     ("ARP announcement", arp_request(MAC_A, IP_A, IP_A), IP_A),
     ("NS with the source link-layer option", ns(MAC_A, IP6_A, IP6_R), IP6_A),
     ("NA with the target link-layer option", na(MAC_A, IP6_A, MAC_B, "fd10::9"), IP6_A),
-], ids=["ARP request",
-        "ARP reply",
-        "ARP announcement",
-        "NS with the source link-layer option",
-        "NA with the target link-layer option"])
+]))
 def test_a_claim_toward_the_tunnel_is_a_local_binding(br, what, frame, ip):
     br.egress(frame)
     b = br.binding(ip)
@@ -146,11 +142,11 @@ def test_a_claim_toward_the_tunnel_is_a_local_binding(br, what, frame, ip):
     assert (c["local_learn"], c["local_neigh"]) == (1, 1), what
 
 
-@pytest.mark.parametrize("what,frame", [
+@pytest.mark.parametrize("what,frame", named([
     ("ARP probe", arp_request(MAC_A, "0.0.0.0", IP_A)),
     ("DAD", ns(MAC_A, "::", IP6_A, sll=False)),
     ("NS without the option", ns(MAC_A, IP6_A, IP6_R, sll=False)),
-], ids=["ARP probe", "DAD", "NS without the option"])
+]))
 def test_no_claim_without_an_address(br, what, frame):
     br.egress(frame)
     assert len(br.neigh) == 0, what
