@@ -90,6 +90,22 @@ def ksoftirqd_cpu_s(cpu: int) -> float:
     return 0.0
 
 
+def iperf3_end(key: str, stdout: str) -> dict:
+    """iperf3 -J's end summary; RuntimeError naming variant ``key`` when
+    iperf3 reports an error."""
+    j = json.loads(stdout)
+    if "error" in j:
+        raise RuntimeError(f"{key}: iperf3: {j['error']}")
+    return j["end"]
+
+
+def iperf3_cpu(end: dict) -> float:
+    """The CPU client and server used, by iperf3's own accounting: fractions
+    of one CPU, summed."""
+    util = end.get("cpu_utilization_percent", {})
+    return (util.get("host_total", 0) + util.get("remote_total", 0)) / 100
+
+
 class NotAvailable(Exception):
     """The variant's function has not landed (module or object missing)."""
 
@@ -202,12 +218,9 @@ class Variant:
                          timeout=seconds + 30)
         wall = time.monotonic() - t
         ksoft = ksoftirqd_cpu_s(cpu) - ksoft
-        j = json.loads(r.stdout)
-        if "error" in j:
-            raise RuntimeError(f"{self.key}: iperf3: {j['error']}")
-        gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
-        cpu_pct = j["end"].get("cpu_utilization_percent", {})
-        used = (cpu_pct.get("host_total", 0) + cpu_pct.get("remote_total", 0)) / 100
+        end = iperf3_end(self.key, r.stdout)
+        gbps = end["sum_received"]["bits_per_second"] / 1e9
+        used = iperf3_cpu(end)
         if wall > 0:
             used += ksoft / wall
         return {"gbps": gbps, "gbit_per_cpu_s": gbps / used if used > 0 else None}

@@ -333,14 +333,9 @@ def tcp(v, seconds: float, rec_path: str | None, cpu: int | None = None
     finally:
         if rec:
             rec.wait(seconds + 30)
-    j = json.loads(out)
-    if "error" in j:
-        raise RuntimeError(f"{v.key}: iperf3: {j['error']}")
-    end = j["end"]
-    util = end.get("cpu_utilization_percent", {})
+    end = datapath.iperf3_end(v.key, out)
     bits = end["sum_received"]["bytes"] * 8
-    used = (util.get("host_total", 0) + util.get("remote_total", 0)) / 100 \
-        * end["sum_received"]["seconds"]
+    used = datapath.iperf3_cpu(end) * end["sum_received"]["seconds"]
     figures = {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
                "iperf3_cpu_s": used, "bits": bits}
     return end["sum_received"]["bytes"] / 1024, {client.pid, v._server.pid}, set(), figures
