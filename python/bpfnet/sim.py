@@ -21,12 +21,20 @@ import subprocess
 import time
 import uuid
 
+import pyroute2.config
 from pyroute2 import IPRoute, netns
 
 from . import signals
 
 PIN_BASE = "/sys/fs/bpf"
 NETNS_DIR = "/var/run/netns"
+
+# pyroute2's netns.create forks a child that unshares and bind-mounts the
+# namespace, and waits 2 s for its answer (config.default_communicate_timeout)
+# with no retry: on a loaded 2-core machine (a CI run beside a bench of 20
+# agents) a fork of this process took longer, the child was killed and the
+# demo exited "no response from the child". A busy host is slow, not broken.
+pyroute2.config.default_communicate_timeout = 30
 
 
 # --- the address plan every demo, test and bench uses --------------------------
