@@ -71,6 +71,7 @@ demo and the bench use them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -742,14 +743,35 @@ def _member(a) -> int:
                    on_macs=(lambda macs: say("macs", macs=_macs_rows(macs))) if routes else None)
     if routes:  # [[vni, mac, [ip, ...]], ...]
         m.set_macs({(vni, mac): ips for vni, mac, ips in json.loads(a.macs)})
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    signal.signal(signal.SIGUSR1, lambda *_: say("state", health=m.health(), hosts=m.hosts(),
-                                                 threads=_thread_netns()))
-    m.start(wait=0)
-    done.wait()
-    m.stop(revoke=not a.no_revoke)
+    # SIGTERM/SIGINT/SIGHUP stop it; SIGUSR1 prints its state. Two traps: the
+    # kernel may deliver a signal to one of gRPC's threads, leaving a main
+    # thread blocked in a lock unaware (signals.stopping() waits on the wakeup
+    # fd that every handled signal writes to); and a handler that prints can
+    # be entered again inside itself by the next signal and wait for ever on
+    # its own lock. So the handler only counts, into a pipe, and the main
+    # thread prints (it must be the main thread: the test checks that every
+    # other thread is in --netns).
+    from . import signals
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def usr1(*_):
+        with contextlib.suppress(OSError):
+            os.write(w, b".")
+    with signals.stopping() as stop:
+        signal.signal(signal.SIGUSR1, usr1)
+        try:
+            m.start(wait=0)
+            while stop.wait(0.1) is None:
+                with contextlib.suppress(BlockingIOError):
+                    for _ in os.read(r, 64):
+                        say("state", health=m.health(), hosts=m.hosts(), threads=_thread_netns())
+        except signals.Stopped:
+            pass
+        finally:
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+            os.close(r)
+            os.close(w)
+        m.stop(revoke=not a.no_revoke)
     say("stopped", health=m.health())
     return 0
 

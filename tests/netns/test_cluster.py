@@ -88,6 +88,19 @@ def test_members_see_each_other_exact_records(sim, etcd, tmp_path):
         m.wait(names({"h0", "h2"}), timeout=3)
 
 
+def test_member_answers_every_sigusr1_and_sigterm(sim, etcd):
+    # the test tool itself: each SIGUSR1 one state line, back to back (a
+    # handler that printed could be entered again inside itself and hang; a
+    # signal the kernel gave a gRPC thread left the main thread asleep)
+    ns = hosts(sim, 1)
+    m = Member(sim, None, "h0", etcd.url, vtep(0), netns=ns[0])
+    m.wait(names({"h0"}))
+    for _ in range(200):
+        assert m.state()["hosts"].keys() == {"h0"}
+    assert m.stop()["event"] == "stopped"
+    assert m.proc.returncode == 0
+
+
 def test_cluster_show_bad_input_one_line_exit_2(sim, etcd, tmp_path):
     ns = hosts(sim, 1)
     nofile = tmp_path / "none.toml"
