@@ -195,6 +195,17 @@ class Sim:
             ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=ip,
                      prefixlen=int(plen), **kw)
 
+    def mac(self, ns: str, ifname: str) -> str:
+        """The link's MAC address."""
+        with self.ipr(ns) as ipr:
+            return ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0].get_attr("IFLA_ADDRESS")
+
+    def pin_neigh(self, ns: str, ifname: str, ip: str, mac: str) -> None:
+        """A permanent neighbour entry: no ARP/ND of the kernel's own for it."""
+        with self.ipr(ns) as ipr:
+            ipr.neigh("replace", dst=ip, lladdr=mac, state=0x80,  # NUD_PERMANENT
+                      ifindex=ipr.link_lookup(ifname=ifname)[0])
+
     def route(self, ns: str, dst: str, ifname: str, gateway: str | None = None) -> None:
         with self.ipr(ns) as ipr:
             kw = {"gateway": gateway} if gateway else {}

@@ -29,7 +29,6 @@ from conftest import built, need_root, snapshot
 
 from bpfnet.demos import gateway as demo
 
-NUD_PERMANENT = 0x80
 ICMP_FRAME = 14 + 20 + 8 + 56   # ping's default echo, untagged Ethernet
 
 
@@ -72,13 +71,6 @@ def neigh_ips(sim, ns):
         return sorted(n.get_attr("NDA_DST") for n in ipr.get_neighbours(family=2))
 
 
-def pin_neigh(sim, ns, ifname, ip, mac):
-    """A permanent neighbour entry: no ARP refresh can add to the counts."""
-    with sim.ipr(ns) as ipr:
-        ipr.neigh("replace", dst=ip, lladdr=mac, state=NUD_PERMANENT,
-                  ifindex=ipr.link_lookup(ifname=ifname)[0])
-
-
 def test_each_client_reaches_only_its_own_worker(topo):
     print(f"client VLANs: {topo['mode']}")   # 8021q subinterfaces or the BPF tagger
     sim = topo["sim"]
@@ -104,8 +96,8 @@ def pin_all(topo):
     """Permanent ARP entries both ways for every client and its worker."""
     sim = topo["sim"]
     for c, w in zip(topo["clients"], topo["workers"]):
-        pin_neigh(sim, c["ns"], "eth0", demo.WORKER_IP, w["mac"])
-        pin_neigh(sim, w["ns"], "eth0", c["ip"], c["mac"])
+        sim.pin_neigh(c["ns"], "eth0", demo.WORKER_IP, w["mac"])
+        sim.pin_neigh(w["ns"], "eth0", c["ip"], c["mac"])
 
 
 def test_counters_are_exact_and_replies_come_on_the_clients_vlan(topo):
@@ -146,7 +138,7 @@ def move(topo, i, vlan):
         with sim.ipr(c["ns"]) as ipr:
             ipr.link("del", index=ipr.link_lookup(ifname="eth0")[0])
         demo.add_vlan_dev(sim, c["ns"], vlan, c["proto"], c["mac"], c["ip"])
-        pin_neigh(sim, c["ns"], "eth0", demo.WORKER_IP, topo["workers"][i]["mac"])
+        sim.pin_neigh(c["ns"], "eth0", demo.WORKER_IP, topo["workers"][i]["mac"])
     c["vlan"] = vlan
 
 

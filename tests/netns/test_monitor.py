@@ -81,12 +81,8 @@ def underlay_pair(sim, tunnels: bool = True) -> tuple[str, str]:
         for i, (h, peer) in enumerate(((h0, h1), (h1, h0))):
             p = 2 - i
             for dev, ips in (("vx42", (f"192.168.42.{p}", f"fd42::{p}")), ("vx6", (f"fd60::{p}",))):
-                with sim.ipr(peer) as ipr:
-                    mac = ipr.get_links(ipr.link_lookup(ifname=dev)[0])[0].get_attr("IFLA_ADDRESS")
-                with sim.ipr(h) as ipr:
-                    idx = ipr.link_lookup(ifname=dev)[0]
-                    for ip in ips:
-                        ipr.neigh("add", dst=ip, lladdr=mac, ifindex=idx, state=0x80)  # NUD_PERMANENT
+                for ip in ips:
+                    sim.pin_neigh(h, dev, ip, sim.mac(peer, dev))
     return h0, h1
 
 
